@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything ksbox needs to build, boot and test on Debian 12.
+# Idempotent: only missing packages are installed, so a warm machine pays nothing.
+set -euo pipefail
+
+packages=(
+  # toolchain and build
+  cmake g++ clang pkg-config ninja-build make git
+  # libraries (Debian 12)
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev
+  nlohmann-json3-dev libboost-dev liburing-dev
+  # guest kernel and initramfs
+  linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
+  # nested harness and boot benchmark peer
+  qemu-system-x86 qemu-utils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,77 @@
+#include "vmm/machine_config.h"
+
+#include <gtest/gtest.h>
+
+#include "test_helpers.h"
+#include "vmm/x86/layout.h"
+
+namespace ksbox {
+namespace {
+
+MachineConfig sane() {
+  MachineConfig c;
+  c.kernel = "/boot/vmlinux";
+  c.vcpus = 2;
+  c.memory_mib = 256;
+  return c;
+}
+
+TEST(ValidateMachineConfigTest, SaneConfigPasses) {
+  EXPECT_NO_THROW(validate(sane(), 4096, 8));
+  EXPECT_NO_THROW(validate(sane(), 0, 0));  // host limits unknown
+  auto c = sane();
+  c.memory_mib = x86::kMinMemoryMiB;
+  c.vcpus = 8;
+  EXPECT_NO_THROW(validate(c, 4096, 8));
+  c.memory_mib = 4096;
+  EXPECT_NO_THROW(validate(c, 4096, 8));  // exactly the host's memory
+}
+
+TEST(ValidateMachineConfigTest, ZeroVcpus) {
+  auto c = sane();
+  c.vcpus = 0;
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--vcpus");
+}
+
+TEST(ValidateMachineConfigTest, VcpusAboveKvmMax) {
+  auto c = sane();
+  c.vcpus = 9;
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--vcpus");
+  // Unknown KVM limit still caps at the xAPIC limit.
+  c.vcpus = x86::kMaxVcpus + 1;
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 0), "--vcpus");
+  // A KVM that allows more than xAPIC ids still caps at kMaxVcpus.
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 1024), "--vcpus");
+  c.vcpus = x86::kMaxVcpus;
+  EXPECT_NO_THROW(validate(c, 4096, 1024));
+}
+
+TEST(ValidateMachineConfigTest, MemoryBelowMinimum) {
+  auto c = sane();
+  c.memory_mib = x86::kMinMemoryMiB - 1;
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--memory");
+  c.memory_mib = 0;
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--memory");
+}
+
+TEST(ValidateMachineConfigTest, MemoryAboveHost) {
+  auto c = sane();
+  c.memory_mib = 4097;
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--memory");
+  EXPECT_NO_THROW(validate(c, 0, 8));  // host size unknown
+}
+
+TEST(ValidateMachineConfigTest, AbsurdMemory) {
+  auto c = sane();
+  c.memory_mib = UINT64_MAX;
+  EXPECT_KSBOX_ERROR(validate(c, 0, 8), "--memory");
+}
+
+TEST(ValidateMachineConfigTest, EmptyKernel) {
+  auto c = sane();
+  c.kernel.clear();
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--kernel");
+}
+
+}  // namespace
+}  // namespace ksbox

@@ -1,0 +1,208 @@
+#include "vmm/machine.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+
+#include <csignal>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "devices/legacy/i8042.h"
+#include "vmm/cmdline.h"
+#include "vmm/error.h"
+#include "vmm/mapped_file.h"
+#include "vmm/vcpu_loop.h"
+#include "vmm/x86/boot_params.h"
+#include "vmm/x86/cpu.h"
+#include "vmm/x86/e820.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/loader.h"
+#include "vmm/x86/mptable.h"
+
+namespace ksbox {
+namespace {
+
+constexpr uint64_t kMaxKernelBytes = 512ull << 20;
+constexpr uint16_t kCom1Port = 0x3f8;
+constexpr uint32_t kCom1Irq = 4;
+
+UniqueFd make_eventfd() {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) throw_errno("eventfd");
+  return fd;
+}
+
+}  // namespace
+
+MachineConfig Machine::checked(const MachineConfig& cfg) {
+  validate(cfg, host_memory_mib(), 0);
+  return cfg;
+}
+
+Machine::Machine(const MachineConfig& cfg)
+    : cfg_(checked(cfg)),
+      kernel_image_(cfg.kernel, "kernel", kMaxKernelBytes),
+      initrd_image_(cfg.initrd.empty() ? std::nullopt
+                                       : std::make_optional<MappedFile>(cfg.initrd, "initrd", cfg.memory_mib << 20)),
+      kvm_((x86::detect_kernel_format(kernel_image_.bytes()), Kvm::open(cfg.kvm_device))),
+      vm_(kvm_.create_vm()) {
+  const int max_vcpus = kvm_.check_extension(KVM_CAP_MAX_VCPUS);
+  validate(cfg, host_memory_mib(), max_vcpus > 0 ? static_cast<unsigned>(max_vcpus) : 0);
+
+  if (cfg.console != "-") {
+    console_fd_.reset(::open(cfg.console.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    if (!console_fd_) throw Error(fmt::format("cannot open console log '{}': {}", cfg.console, std::strerror(errno)));
+    console_out_ = console_fd_.get();
+  }
+
+  vm_.set_tss_addr(x86::kTssAddr);
+  if (kvm_.check_extension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) vm_.set_identity_map_addr(x86::kIdentityMapAddr);
+  vm_.create_irqchip();
+  vm_.create_pit2();
+
+  mem_ = std::make_unique<GuestMemory>(x86::ram_layout(cfg.memory_mib << 20));
+  uint32_t slot = 0;
+  for (const auto& r : mem_->regions()) vm_.set_user_memory_region(slot++, r.start.value(), r.size, r.host);
+
+  load_guest();
+  add_legacy_devices();
+  create_vcpus(cfg.vcpus);
+}
+
+Machine::~Machine() = default;
+
+void Machine::load_guest() {
+  const uint64_t mem_bytes = cfg_.memory_mib << 20;
+  const auto kernel = x86::load_kernel(kernel_image_.bytes(), *mem_);
+
+  x86::BootParamsInput bp;
+  bp.setup = kernel.setup;
+  if (initrd_image_) {
+    bp.initrd_size = initrd_image_->bytes().size();
+    bp.initrd_addr =
+        x86::load_initrd(initrd_image_->bytes(), *mem_, kernel, x86::low_ram_end(mem_bytes)).value();
+  }
+
+  const std::string cmdline = compose_cmdline(cfg_.cmdline, {});
+  if (cmdline.size() + 1 > kernel.cmdline_max)
+    throw Error(fmt::format("kernel command line is {} bytes; this kernel accepts at most {}", cmdline.size(),
+                            kernel.cmdline_max - 1));
+  auto cmd = mem_->slice_or_throw(GuestAddress(x86::kCmdlineAddr), cmdline.size() + 1, "command line");
+  std::memcpy(cmd.data(), cmdline.c_str(), cmdline.size() + 1);
+  bp.cmdline_addr = x86::kCmdlineAddr;
+  bp.cmdline_size = static_cast<uint32_t>(cmdline.size() + 1);
+
+  bp.e820 = x86::build_e820(mem_bytes);
+  const boot_params zero_page = x86::build_boot_params(bp);
+  if (!mem_->write_obj(GuestAddress(x86::kZeroPageAddr), zero_page)) throw Error("cannot write the zero page");
+
+  const auto mptable = x86::build_mptable(cfg_.vcpus, static_cast<uint32_t>(x86::kEbdaStart));
+  if (x86::kEbdaStart + mptable.size() > x86::kHighMemStart ||
+      !mem_->write_bytes(GuestAddress(x86::kEbdaStart), mptable))
+    throw Error("MP table does not fit below 1 MiB");
+
+  x86::write_boot_tables(*mem_);
+  entry_ = kernel.entry.value();
+}
+
+void Machine::add_legacy_devices() {
+  auto irq = make_eventfd();
+  vm_.register_irqfd(irq.get(), kCom1Irq);
+  const int irq_fd = irq.get();
+  irq_fds_.push_back(std::move(irq));
+  serial_ = std::make_shared<devices::Serial>(
+      [irq_fd] {
+        const uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(irq_fd, &one, sizeof one);
+      },
+      [this](std::span<const uint8_t> bytes) { on_console_output(bytes); });
+  pio_.add(kCom1Port, devices::Serial::kRegisters, serial_);
+  pio_.add(devices::I8042::kDataPort, devices::I8042::kCommandPort - devices::I8042::kDataPort + 1,
+           std::make_shared<devices::I8042>([this] { ctl_.guest_reset(); }));
+}
+
+void Machine::on_console_output(std::span<const uint8_t> bytes) {
+  switch (panic_watcher_.feed(bytes)) {
+    case PanicWatcher::Event::PanicStarted:
+      ctl_.guest_panic(*panic_watcher_.reason(), false);
+      break;
+    case PanicWatcher::Event::PanicEnded:
+      ctl_.guest_panic(*panic_watcher_.reason(), true);
+      break;
+    case PanicWatcher::Event::None:
+      break;
+  }
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(console_out_, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // a closed console must not stop the guest
+    bytes = bytes.subspan(static_cast<size_t>(n));
+  }
+}
+
+void Machine::create_vcpus(unsigned count) {
+  const auto supported = kvm_.supported_cpuid();
+  const size_t run_size = kvm_.vcpu_mmap_size();
+  for (unsigned i = 0; i < count; ++i) {
+    Vcpu vcpu = vm_.create_vcpu(i, run_size);
+    vcpu.set_cpuid(x86::cpuid_for_vcpu(supported, i, count));
+    vcpu.set_msrs(x86::boot_msrs());
+    // Application processors wait for INIT/SIPI in KVM; only the BSP starts here.
+    vcpu.set_regs(x86::boot_regs(entry_, x86::kZeroPageAddr));
+    vcpu.set_sregs(x86::long_mode_sregs(vcpu.get_sregs()));
+    vcpu.set_fpu(x86::boot_fpu());
+    vcpu.set_lapic(x86::boot_lapic(vcpu.get_lapic()));
+    vcpus_.push_back(std::move(vcpu));
+  }
+}
+
+ExitStatus Machine::run() {
+  // Stop signals are read from a signalfd by this thread only; vCPU threads
+  // inherit the blocked mask and are interrupted with the kick signal.
+  sigset_t stop_signals, old_mask;
+  sigemptyset(&stop_signals);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop_signals, s);
+  ::pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+  ::signal(SIGPIPE, SIG_IGN);
+  install_vcpu_kick_handler();
+  UniqueFd sigfd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd) throw_errno("signalfd");
+
+  std::vector<std::thread> threads;
+  threads.reserve(vcpus_.size());
+  for (auto& v : vcpus_) threads.emplace_back([this, &v] { run_vcpu(v, pio_, mmio_, ctl_); });
+
+  pollfd fds[] = {{ctl_.event_fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+  while (!ctl_.stopping()) {
+    int timeout = -1;
+    if (auto deadline = ctl_.panic_deadline()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ctl_.finish_panic();
+        break;
+      }
+      timeout = static_cast<int>(left.count()) + 1;
+    }
+    if (::poll(fds, 2, timeout) < 0 && errno != EINTR) throw_errno("poll");
+    signalfd_siginfo si{};
+    if (::read(sigfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+      ctl_.request_stop({kExitSignalBase + static_cast<int>(si.ssi_signo),
+                         fmt::format("stopped by signal {}", strsignal(static_cast<int>(si.ssi_signo)))});
+  }
+
+  for (size_t i = 0; i < threads.size(); ++i) {
+    vcpus_[i].run_data()->immediate_exit = 1;
+    ::pthread_kill(threads[i].native_handle(), vcpu_kick_signal());
+  }
+  for (auto& t : threads) t.join();
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  return *ctl_.status();
+}
+
+}  // namespace ksbox

@@ -1,0 +1,58 @@
+// Builds an x86_64 microVM from a MachineConfig and runs it to completion.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "devices/legacy/serial.h"
+#include "vmm/bus.h"
+#include "vmm/exit_status.h"
+#include "vmm/guest_memory.h"
+#include "vmm/kvm.h"
+#include "vmm/machine_config.h"
+#include "vmm/mapped_file.h"
+#include "vmm/panic_watcher.h"
+#include "vmm/unique_fd.h"
+#include "vmm/vm_control.h"
+
+namespace ksbox {
+
+class Machine {
+ public:
+  // Creates the VM, loads the kernel and sets up every vCPU. Throws Error.
+  explicit Machine(const MachineConfig& cfg);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  // Runs until the guest resets or crashes, or a signal arrives.
+  ExitStatus run();
+
+ private:
+  static MachineConfig checked(const MachineConfig& cfg);
+  void load_guest();
+  void add_legacy_devices();
+  void create_vcpus(unsigned count);
+  void on_console_output(std::span<const uint8_t> bytes);
+
+  // Declaration order matters: arguments and files are checked before KVM is opened.
+  MachineConfig cfg_;
+  MappedFile kernel_image_;
+  std::optional<MappedFile> initrd_image_;
+  Kvm kvm_;
+  Vm vm_;
+  std::unique_ptr<GuestMemory> mem_;
+  Bus pio_{"port I/O"};
+  Bus mmio_{"MMIO"};
+  VmControl ctl_;
+  std::vector<Vcpu> vcpus_;
+  uint64_t entry_ = 0;  // kernel's 64-bit entry point
+  UniqueFd console_fd_;  // owned only when logging to a file
+  int console_out_ = 1;
+  PanicWatcher panic_watcher_;  // fed under the serial device's lock
+  std::vector<UniqueFd> irq_fds_;
+  std::shared_ptr<devices::Serial> serial_;
+};
+
+}  // namespace ksbox

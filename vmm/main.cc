@@ -1,0 +1,52 @@
+// ksbox-vmm: one microVM per process.
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "vmm/cmdline.h"
+#include "vmm/error.h"
+#include "vmm/exit_status.h"
+#include "vmm/machine.h"
+
+int main(int argc, char** argv) {
+  using namespace ksbox;
+  MachineConfig cfg;
+  CLI::App app{"ksbox-vmm: runs one KVM microVM that boots a Linux kernel", "ksbox-vmm"};
+  app.add_option("--kernel", cfg.kernel, "ELF vmlinux or bzImage to boot")->required();
+  app.add_option("--initrd", cfg.initrd, "initramfs image");
+  app.add_option("--cmdline", cfg.cmdline,
+                 fmt::format("kernel command line, appended to '{}' (device arguments are added by the VMM)",
+                             kDefaultCmdline));
+  app.add_option("--vcpus", cfg.vcpus, "number of vCPUs")->capture_default_str();
+  app.add_option("--memory", cfg.memory_mib, "guest memory in MiB (a limit: pages are allocated on use)")
+      ->capture_default_str();
+  app.add_option("--console", cfg.console, "where the serial console goes: '-' for stdout, or a log file")
+      ->capture_default_str();
+  app.footer(
+      "Exit status: 0 the guest rebooted (use reboot=k, the default); 1 setup error; 2 usage error;\n"
+      "3 the guest crashed (kernel panic, triple fault, KVM error) - the reason is on stderr;\n"
+      "128+N stopped by signal N.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  try {
+    Machine machine(cfg);
+    const ExitStatus st = machine.run();
+    if (st.code != kExitGuestReset) std::fprintf(stderr, "ksbox-vmm: %s\n", st.reason.c_str());
+    return st.code;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "ksbox-vmm: error: %s\n", e.what());
+    return kExitSetupError;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ksbox-vmm: internal error: %s\n", e.what());
+    return kExitSetupError;
+  }
+}

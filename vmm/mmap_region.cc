@@ -1,0 +1,28 @@
+#include "vmm/mmap_region.h"
+
+#include <string>
+
+#include "vmm/error.h"
+
+namespace ksbox {
+
+MmapRegion MmapRegion::anonymous(size_t size) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw_errno("cannot map " + std::to_string(size >> 20) + " MiB of guest memory");
+  return MmapRegion(p, size);
+}
+
+MmapRegion MmapRegion::shared_fd(int fd, size_t size, off_t offset) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+  if (p == MAP_FAILED) throw_errno("mmap of fd " + std::to_string(fd));
+  return MmapRegion(p, size);
+}
+
+MmapRegion MmapRegion::readonly_file(int fd, size_t size) {
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (p == MAP_FAILED) throw_errno("mmap of a file");
+  return MmapRegion(p, size);
+}
+
+}  // namespace ksbox
