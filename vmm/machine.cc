@@ -146,7 +146,8 @@ void Machine::on_console_output(std::span<const uint8_t> bytes) {
 }
 
 void Machine::create_vcpus(unsigned count) {
-  const auto supported = kvm_.supported_cpuid();
+  auto supported = kvm_.supported_cpuid();
+  if (kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0) x86::advertise_tsc_deadline(supported);
   const size_t run_size = kvm_.vcpu_mmap_size();
   for (unsigned i = 0; i < count; ++i) {
     Vcpu vcpu = vm_.create_vcpu(i, run_size);

@@ -93,6 +93,12 @@ std::vector<kvm_cpuid_entry2> cpuid_for_vcpu(const std::vector<kvm_cpuid_entry2>
   return out;
 }
 
+void advertise_tsc_deadline(std::vector<kvm_cpuid_entry2>& cpuid) {
+  constexpr uint32_t kEcxTscDeadline = 1u << 24;
+  for (auto& e : cpuid)
+    if (e.function == kLeafFeatures) e.ecx |= kEcxTscDeadline;
+}
+
 std::vector<kvm_msr_entry> boot_msrs() {
   constexpr uint32_t kSysenterCs = 0x174, kSysenterEsp = 0x175, kSysenterEip = 0x176,
                      kStar = 0xc0000081, kLstar = 0xc0000082, kCstar = 0xc0000083,

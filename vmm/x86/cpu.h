@@ -16,6 +16,11 @@ namespace ksbox::x86 {
 std::vector<kvm_cpuid_entry2> cpuid_for_vcpu(const std::vector<kvm_cpuid_entry2>& supported,
                                              unsigned index, unsigned count);
 
+// Advertises the TSC-deadline timer (CPUID.1:ECX[24]), which KVM's in-kernel
+// LAPIC emulates when KVM_CAP_TSC_DEADLINE_TIMER is present but does not
+// report as supported. Spares the guest its LAPIC timer calibration.
+void advertise_tsc_deadline(std::vector<kvm_cpuid_entry2>& cpuid);
+
 // MSR values a freshly booted x86_64 CPU has.
 std::vector<kvm_msr_entry> boot_msrs();
 

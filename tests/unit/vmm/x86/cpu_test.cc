@@ -296,3 +296,20 @@ TEST(BootTablesSmallRamTest, TooLittleRamForThePageDirectoryThrows) {
 
 }  // namespace
 }  // namespace ksbox::x86
+
+namespace ksbox::x86 {
+namespace {
+
+TEST(AdvertiseTscDeadlineTest, SetsLeafOneEcxBit24Only) {
+  kvm_cpuid_entry2 leaf1{}, leaf7{};
+  leaf1.function = 0x1;
+  leaf1.ecx = 0x1;
+  leaf7.function = 0x7;
+  std::vector<kvm_cpuid_entry2> cpuid{leaf1, leaf7};
+  advertise_tsc_deadline(cpuid);
+  EXPECT_EQ(cpuid[0].ecx, 0x1u | (1u << 24));
+  EXPECT_EQ(cpuid[1].ecx, 0u);
+}
+
+}  // namespace
+}  // namespace ksbox::x86
