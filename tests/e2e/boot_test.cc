@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/e2e/guest.h"
+#include "tests/support/elf_header.h"
 
 namespace ksbox::test {
 namespace {
@@ -38,19 +39,7 @@ std::string write_elf_kernel(const std::string& name, const std::vector<uint8_t>
   const char* tmp = std::getenv("TMPDIR");
   const std::string path = std::string(tmp ? tmp : "/tmp") + "/" + name;
   constexpr uint64_t kLoad = 0x100000;
-  Elf64_Ehdr eh{};
-  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-  eh.e_ident[EI_CLASS] = ELFCLASS64;
-  eh.e_ident[EI_DATA] = ELFDATA2LSB;
-  eh.e_ident[EI_VERSION] = EV_CURRENT;
-  eh.e_type = ET_EXEC;
-  eh.e_machine = EM_X86_64;
-  eh.e_version = EV_CURRENT;
-  eh.e_entry = kLoad;
-  eh.e_phoff = sizeof eh;
-  eh.e_ehsize = sizeof eh;
-  eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 1;
+  const Elf64_Ehdr eh = x86_64_exec_header(kLoad, 1);
   Elf64_Phdr ph{};
   ph.p_type = PT_LOAD;
   ph.p_flags = PF_R | PF_X;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "test_helpers.h"
+#include "tests/support/elf_header.h"
 #include "vmm/x86/layout.h"
 
 namespace ksbox::x86 {
@@ -47,18 +48,7 @@ struct TestElf {
   std::vector<uint8_t> file = std::vector<uint8_t>(kElfFileSize, 0);
 
   TestElf() {
-    std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-    eh.e_ident[EI_CLASS] = ELFCLASS64;
-    eh.e_ident[EI_DATA] = ELFDATA2LSB;
-    eh.e_ident[EI_VERSION] = EV_CURRENT;
-    eh.e_type = ET_EXEC;
-    eh.e_machine = EM_X86_64;
-    eh.e_version = EV_CURRENT;
-    eh.e_entry = kSeg0Paddr + 0x10;
-    eh.e_phoff = sizeof(Elf64_Ehdr);
-    eh.e_ehsize = sizeof(Elf64_Ehdr);
-    eh.e_phentsize = sizeof(Elf64_Phdr);
-    eh.e_phnum = 2;
+    eh = test::x86_64_exec_header(kSeg0Paddr + 0x10, 2);
 
     Elf64_Phdr p0{};
     p0.p_type = PT_LOAD;
