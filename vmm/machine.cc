@@ -52,7 +52,7 @@ Machine::Machine(const MachineConfig& cfg)
       kvm_((x86::detect_kernel_format(kernel_image_.bytes()), Kvm::open(cfg.kvm_device))),
       vm_(kvm_.create_vm()) {
   const int max_vcpus = kvm_.check_extension(KVM_CAP_MAX_VCPUS);
-  validate(cfg, host_memory_mib(), max_vcpus > 0 ? static_cast<unsigned>(max_vcpus) : 0);
+  validate_vcpus(cfg.vcpus, max_vcpus > 0 ? static_cast<unsigned>(max_vcpus) : 0);
 
   if (cfg.console != "-") {
     console_fd_.reset(::open(cfg.console.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));

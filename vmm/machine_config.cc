@@ -1,5 +1,6 @@
 #include "vmm/machine_config.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -9,12 +10,16 @@
 
 namespace ksbox {
 
+void validate_vcpus(unsigned vcpus, unsigned kvm_max_vcpus) {
+  if (vcpus == 0) throw Error("--vcpus must be at least 1");
+  const unsigned max_vcpus = kvm_max_vcpus ? std::min(kvm_max_vcpus, x86::kMaxVcpus) : x86::kMaxVcpus;
+  if (vcpus > max_vcpus)
+    throw Error(fmt::format("--vcpus {} is more than the {} this host's KVM supports", vcpus, max_vcpus));
+}
+
 void validate(const MachineConfig& cfg, uint64_t host_mib, unsigned kvm_max_vcpus) {
   if (cfg.kernel.empty()) throw Error("no kernel given (--kernel PATH)");
-  if (cfg.vcpus == 0) throw Error("--vcpus must be at least 1");
-  const unsigned max_vcpus = kvm_max_vcpus ? std::min(kvm_max_vcpus, x86::kMaxVcpus) : x86::kMaxVcpus;
-  if (cfg.vcpus > max_vcpus)
-    throw Error(fmt::format("--vcpus {} is more than the {} this host's KVM supports", cfg.vcpus, max_vcpus));
+  validate_vcpus(cfg.vcpus, kvm_max_vcpus);
   if (cfg.memory_mib < x86::kMinMemoryMiB)
     throw Error(fmt::format("--memory {} MiB is below the minimum of {} MiB", cfg.memory_mib,
                             x86::kMinMemoryMiB));

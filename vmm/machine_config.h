@@ -19,6 +19,8 @@ struct MachineConfig {
 // Throws Error with an actionable message; `host_memory_mib` and
 // `kvm_max_vcpus` are the host's limits (0 = unknown).
 void validate(const MachineConfig& cfg, uint64_t host_memory_mib, unsigned kvm_max_vcpus);
+// The vCPU part alone, once KVM's limit is known.
+void validate_vcpus(unsigned vcpus, unsigned kvm_max_vcpus);
 
 // MemTotal from /proc/meminfo in MiB, 0 if unreadable.
 uint64_t host_memory_mib();
