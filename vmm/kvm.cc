@@ -132,6 +132,16 @@ void Vm::register_irqfd(int eventfd, uint32_t gsi) const {
   if (xioctl(fd_.get(), KVM_IRQFD, &req) < 0) throw_errno(fmt::format("KVM_IRQFD gsi {}", gsi));
 }
 
+void Vm::register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) const {
+  kvm_ioeventfd req{};
+  req.datamatch = datamatch;
+  req.addr = addr;
+  req.len = len;
+  req.fd = eventfd;
+  req.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
+  if (xioctl(fd_.get(), KVM_IOEVENTFD, &req) < 0) throw_errno(fmt::format("KVM_IOEVENTFD at {:#x}", addr));
+}
+
 Vcpu Vm::create_vcpu(unsigned long id, size_t mmap_size) const {
   int fd;
   do fd = ::ioctl(fd_.get(), KVM_CREATE_VCPU, id);

@@ -40,6 +40,9 @@ class Vm {
   void create_pit2() const;
   // Routes a write to `eventfd` into an edge on `gsi` (no userspace exit).
   void register_irqfd(int eventfd, uint32_t gsi) const;
+  // Guest writes of `datamatch` (`len` bytes) to MMIO `addr` signal `eventfd`
+  // inside KVM, without an exit to userspace.
+  void register_ioeventfd(int eventfd, uint64_t addr, uint32_t len, uint64_t datamatch) const;
   Vcpu create_vcpu(unsigned long id, size_t mmap_size) const;
   int fd() const { return fd_.get(); }
 

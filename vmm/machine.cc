@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "devices/legacy/i8042.h"
+#include "devices/rng/rng.h"
 #include "vmm/cmdline.h"
 #include "vmm/error.h"
 #include "vmm/mapped_file.h"
@@ -30,6 +31,8 @@ namespace {
 constexpr uint64_t kMaxKernelBytes = 512ull << 20;
 constexpr uint16_t kCom1Port = 0x3f8;
 constexpr uint32_t kCom1Irq = 4;
+constexpr uint32_t kFirstVirtioIrq = 5;
+constexpr uint64_t kQueueNotifyOffset = 0x50;
 
 UniqueFd make_eventfd() {
   UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -69,8 +72,9 @@ Machine::Machine(const MachineConfig& cfg)
   uint32_t slot = 0;
   for (const auto& r : mem_->regions()) vm_.set_user_memory_region(slot++, r.start.value(), r.size, r.host);
 
-  load_guest();
   add_legacy_devices();
+  add_virtio_device(std::make_shared<devices::VirtioRng>());
+  load_guest();
   create_vcpus(cfg.vcpus);
 }
 
@@ -88,7 +92,7 @@ void Machine::load_guest() {
         x86::load_initrd(initrd_image_->bytes(), *mem_, kernel, x86::low_ram_end(mem_bytes)).value();
   }
 
-  const std::string cmdline = compose_cmdline(cfg_.cmdline, {});
+  const std::string cmdline = compose_cmdline(cfg_.cmdline, device_args_);
   if (cmdline.size() + 1 > kernel.cmdline_max)
     throw Error(fmt::format("kernel command line is {} bytes; this kernel accepts at most {}", cmdline.size(),
                             kernel.cmdline_max - 1));
@@ -124,6 +128,34 @@ void Machine::add_legacy_devices() {
   pio_.add(kCom1Port, devices::Serial::kRegisters, serial_);
   pio_.add(devices::I8042::kDataPort, devices::I8042::kCommandPort - devices::I8042::kDataPort + 1,
            std::make_shared<devices::I8042>([this] { ctl_.guest_reset(); }));
+}
+
+void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> device) {
+  using devices::virtio::MmioTransport;
+  const auto slot = static_cast<uint32_t>(transports_.size());
+  const uint64_t base = x86::kVirtioMmioBase + slot * MmioTransport::kWindowSize;
+  const uint32_t irq = kFirstVirtioIrq + slot;
+  if (irq >= x86::kIsaIrqs) throw Error("too many virtio devices for the ISA interrupt lines");
+
+  auto irq_fd = make_eventfd();
+  vm_.register_irqfd(irq_fd.get(), irq);
+  const int raw_irq = irq_fd.get();
+  irq_fds_.push_back(std::move(irq_fd));
+  const size_t queues = device->queue_max_sizes().size();
+  auto transport = std::make_shared<MmioTransport>(*mem_, std::move(device), [raw_irq] {
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(raw_irq, &one, sizeof one);
+  });
+  mmio_.add(base, MmioTransport::kWindowSize, transport);
+
+  std::vector<UniqueFd> queue_fds;
+  for (size_t q = 0; q < queues; ++q) {
+    queue_fds.push_back(make_eventfd());
+    vm_.register_ioeventfd(queue_fds.back().get(), base + kQueueNotifyOffset, 4, q);
+  }
+  notifiers_.push_back(std::make_unique<devices::virtio::QueueNotifier>(*transport, std::move(queue_fds)));
+  transports_.push_back(std::move(transport));
+  device_args_.push_back(fmt::format("virtio_mmio.device=4K@{:#x}:{}", base, irq));
 }
 
 void Machine::on_console_output(std::span<const uint8_t> bytes) {

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "devices/legacy/serial.h"
+#include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/queue_notifier.h"
 #include "vmm/bus.h"
 #include "vmm/exit_status.h"
 #include "vmm/guest_memory.h"
@@ -33,6 +35,9 @@ class Machine {
   static MachineConfig checked(const MachineConfig& cfg);
   void load_guest();
   void add_legacy_devices();
+  // Maps `device` into the next virtio-mmio slot with its IRQ, irqfd and
+  // ioeventfds, and records the kernel argument that announces it.
+  void add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> device);
   void create_vcpus(unsigned count);
   void on_console_output(std::span<const uint8_t> bytes);
 
@@ -53,6 +58,10 @@ class Machine {
   PanicWatcher panic_watcher_;  // fed under the serial device's lock
   std::vector<UniqueFd> irq_fds_;
   std::shared_ptr<devices::Serial> serial_;
+  std::vector<std::string> device_args_;  // virtio_mmio.device=... for the command line
+  // Declared last: their threads use the transports and guest memory above.
+  std::vector<std::shared_ptr<devices::virtio::MmioTransport>> transports_;
+  std::vector<std::unique_ptr<devices::virtio::QueueNotifier>> notifiers_;
 };
 
 }  // namespace ksbox

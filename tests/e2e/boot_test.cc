@@ -107,6 +107,19 @@ TEST_F(BootTest, MemoryAboveTheDeviceGapIsUsable) {
   EXPECT_GE(total, 3584u * 1024 - 192 * 1024) << describe(r);
 }
 
+TEST_F(BootTest, VirtioRngFeedsTheGuestsHwrng) {
+  auto r = boot({.cmd = "cat /sys/class/misc/hw_random/rng_current; "
+                        "dd if=/dev/hwrng bs=64 count=4 2>/dev/null | wc -c; "
+                        "head -c 16 /dev/hwrng | od -An -tx1; head -c 16 /dev/hwrng | od -An -tx1"});
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const auto out = cmd_output(r.out);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(out, m, std::regex("virtio_rng\\.0\n256\n( [0-9a-f ]+)\n( [0-9a-f ]+)\n")))
+      << describe(r);
+  EXPECT_NE(m[1], m[2]) << "two reads of /dev/hwrng gave the same bytes\n" << describe(r);
+  EXPECT_NE(m[1].str(), " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00") << describe(r);
+}
+
 TEST_F(BootTest, InitCommandStatusIsReported) {
   auto r = boot({.cmd = "exit 42"});
   ASSERT_EQ(r.exit_code, 0) << describe(r);
