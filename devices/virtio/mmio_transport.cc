@@ -73,18 +73,22 @@ MmioStats MmioTransport::stats() const {
 
 // --- BusDevice -------------------------------------------------------------
 
+bool MmioTransport::config_access_ok(uint64_t offset, uint64_t n) {
+  const uint64_t off = offset - kConfigOffset;
+  if ((n != 1 && n != 2 && n != 4 && n != 8) || off > device_->config_size() ||
+      n > device_->config_size() - off) {
+    malformed_.inc();
+    return false;
+  }
+  return true;
+}
+
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
   std::fill(data.begin(), data.end(), uint8_t{0});
   if (offset >= kConfigOffset) {
-    const uint64_t off = offset - kConfigOffset;
-    const uint64_t n = data.size();
-    if ((n != 1 && n != 2 && n != 4 && n != 8) || off > device_->config_size() ||
-        n > device_->config_size() - off) {
-      malformed_.inc();
-      return;
-    }
+    if (!config_access_ok(offset, data.size())) return;
     std::lock_guard lock(mu_);
-    device_->read_config(static_cast<uint32_t>(off), data);
+    device_->read_config(static_cast<uint32_t>(offset - kConfigOffset), data);
     return;
   }
   if (data.size() != 4 || offset % 4 != 0) {
@@ -101,15 +105,9 @@ void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
 
 void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
   if (offset >= kConfigOffset) {
-    const uint64_t off = offset - kConfigOffset;
-    const uint64_t n = data.size();
-    if ((n != 1 && n != 2 && n != 4 && n != 8) || off > device_->config_size() ||
-        n > device_->config_size() - off) {
-      malformed_.inc();
-      return;
-    }
+    if (!config_access_ok(offset, data.size())) return;
     std::lock_guard lock(mu_);
-    device_->write_config(static_cast<uint32_t>(off), data);
+    device_->write_config(static_cast<uint32_t>(offset - kConfigOffset), data);
     return;
   }
   if (data.size() != 4 || offset % 4 != 0) {

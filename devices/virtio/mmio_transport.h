@@ -80,6 +80,9 @@ class MmioTransport final : public BusDevice, private Interrupt {
   void signal_config_change() override;
   void signal_needs_reset() override;
 
+  // A 1/2/4/8-byte access wholly inside the device's config space (offset
+  // from the window start); counts a malformed access otherwise.
+  bool config_access_ok(uint64_t offset, uint64_t n);
   uint32_t read_register(uint64_t offset);
   void write_register(uint64_t offset, uint32_t v);
   void write_status(uint32_t v);

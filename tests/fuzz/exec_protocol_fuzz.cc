@@ -17,17 +17,10 @@
 #include <vector>
 
 #include "protocol/exec_protocol.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace ksbox::protocol {
 namespace {
-
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                   \
-    }                                                                                 \
-  } while (0)
 
 template <typename M>
 void check_message(const Frame& f) {

@@ -25,18 +25,11 @@
 
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/queue.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "vmm/guest_memory.h"
 
 namespace ksbox::devices::virtio {
 namespace {
-
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                   \
-    }                                                                                 \
-  } while (0)
 
 constexpr uint64_t kRegionA = 0x0, kRegionASize = 0x2000;
 constexpr uint64_t kRegionB = 0x3000, kRegionBSize = 0x1000;
