@@ -14,6 +14,7 @@
 
 #include "devices/legacy/i8042.h"
 #include "devices/rng/rng.h"
+#include "devices/vsock/vsock.h"
 #include "vmm/cmdline.h"
 #include "vmm/error.h"
 #include "vmm/mapped_file.h"
@@ -74,6 +75,8 @@ Machine::Machine(const MachineConfig& cfg)
 
   add_legacy_devices();
   add_virtio_device(std::make_shared<devices::VirtioRng>());
+  if (!cfg_.vsock_path.empty())
+    add_virtio_device(std::make_shared<devices::VirtioVsock>(cfg_.vsock_path, cfg_.guest_cid));
   load_guest();
   create_vcpus(cfg.vcpus);
 }

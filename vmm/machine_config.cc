@@ -1,5 +1,7 @@
 #include "vmm/machine_config.h"
 
+#include <sys/un.h>
+
 #include <algorithm>
 #include <fstream>
 
@@ -27,6 +29,12 @@ void validate(const MachineConfig& cfg, uint64_t host_mib, unsigned kvm_max_vcpu
     throw Error(fmt::format("--memory {} MiB is more than the host's {} MiB", cfg.memory_mib, host_mib));
   if (cfg.memory_mib > (1ull << 24))  // 16 TiB: beyond any x86 guest we build
     throw Error(fmt::format("--memory {} MiB is absurd", cfg.memory_mib));
+  // 0-2 are the hypervisor, loopback and host; 0xffffffff is VMADDR_CID_ANY.
+  if (cfg.guest_cid < 3 || cfg.guest_cid == 0xffffffff)
+    throw Error(fmt::format("--cid {} is reserved: use 3 .. {}", cfg.guest_cid, 0xfffffffeu));
+  if (cfg.vsock_path.size() >= sizeof(sockaddr_un::sun_path))
+    throw Error(fmt::format("--vsock path is {} bytes; a Unix socket path must be shorter than {}",
+                            cfg.vsock_path.size(), sizeof(sockaddr_un::sun_path)));
 }
 
 uint64_t host_memory_mib() {

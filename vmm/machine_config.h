@@ -14,6 +14,9 @@ struct MachineConfig {
   uint64_t memory_mib = 256;
   std::string console = "-";  // "-" = stdout, else a log file (appended)
   std::string kvm_device = "/dev/kvm";
+  // virtio-vsock: the host Unix socket ("" = no vsock device) and the guest's CID.
+  std::string vsock_path;
+  uint32_t guest_cid = 3;
 };
 
 // Throws Error with an actionable message; `host_memory_mib` and

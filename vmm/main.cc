@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--console", cfg.console, "where the serial console goes: '-' for stdout, or a log file")
       ->capture_default_str();
+  app.add_option("--vsock", cfg.vsock_path,
+                 "Unix socket for the guest's vsock: host clients connect and send 'CONNECT <port>\\n'; "
+                 "guest connections to host port P go to PATH_P")
+      ->type_name("PATH");
+  app.add_option("--cid", cfg.guest_cid, "the guest's vsock context ID (3 .. 4294967294)")->capture_default_str();
   app.footer(
       "Exit status: 0 the guest rebooted (use reboot=k, the default); 1 setup error; 2 usage error;\n"
       "3 the guest crashed (kernel panic, triple fault, KVM error) - the reason is on stderr;\n"

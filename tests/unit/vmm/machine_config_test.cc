@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "test_helpers.h"
 #include "vmm/x86/layout.h"
 
@@ -71,6 +73,34 @@ TEST(ValidateMachineConfigTest, EmptyKernel) {
   auto c = sane();
   c.kernel.clear();
   EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--kernel");
+}
+
+TEST(ValidateMachineConfigTest, VsockIsOffByDefaultWithCid3) {
+  const MachineConfig c;
+  EXPECT_TRUE(c.vsock_path.empty());
+  EXPECT_EQ(c.guest_cid, 3u);
+  EXPECT_NO_THROW(validate(sane(), 4096, 8));
+}
+
+TEST(ValidateMachineConfigTest, ReservedGuestCids) {
+  auto c = sane();
+  c.vsock_path = "/tmp/ksbox-vsock.sock";
+  for (uint32_t cid : {0u, 1u, 2u, 0xffffffffu}) {
+    c.guest_cid = cid;
+    EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--cid");
+  }
+  for (uint32_t cid : {3u, 1024u, 0xfffffffeu}) {
+    c.guest_cid = cid;
+    EXPECT_NO_THROW(validate(c, 4096, 8));
+  }
+}
+
+TEST(ValidateMachineConfigTest, VsockPathMustFitASocketAddress) {
+  auto c = sane();
+  c.vsock_path = "/" + std::string(106, 'a');  // 107 bytes + NUL = sizeof(sun_path)
+  EXPECT_NO_THROW(validate(c, 4096, 8));
+  c.vsock_path += "a";
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--vsock");
 }
 
 }  // namespace
