@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # build-initramfs.sh OUTFILE — writes the ksbox busybox initramfs (gzip'd newc cpio):
 #   /init (initramfs/init), /bin/busybox (busybox-static) + a symlink per applet,
-#   /dev/console (c 5:1) and /dev/null (c 1:3), dirs /proc /sys /dev /tmp /etc
-#   /root /mnt, a one-line /etc/passwd and /etc/group.
+#   /sbin/ksbox-agent (from $AGENT), /dev/console (c 5:1) and /dev/null (c 1:3),
+#   dirs /proc /sys /dev /tmp /etc /root /mnt, a one-line /etc/passwd and
+#   /etc/group.
 #
 # The archive is written by this script directly (the newc format is ASCII hex
 # headers), so device nodes need no mknod, root or fakeroot, and every entry has
 # uid/gid 0 and a fixed mtime: same inputs, byte-identical output.
-# Env: BUSYBOX (default /bin/busybox), SOURCE_DATE_EPOCH (mtime, default 0).
+# Env: BUSYBOX (default /bin/busybox), SOURCE_DATE_EPOCH (mtime, default 0),
+#      AGENT (a statically linked ksbox-agent; CMake passes its build. Unset:
+#      an image without the agent, whose init falls back to the console shell).
 set -euo pipefail
 export LC_ALL=C  # ${#name} must count bytes
 
@@ -19,6 +22,7 @@ outfile=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 init=$here/initramfs/init
 busybox=${BUSYBOX:-/bin/busybox}
+agent=${AGENT:-}
 mtime=${SOURCE_DATE_EPOCH:-0}
 
 [ -r "$init" ] || die "missing $init"
@@ -26,6 +30,14 @@ mtime=${SOURCE_DATE_EPOCH:-0}
 # A dynamically linked busybox would need its libraries in the image.
 if command -v file >/dev/null && ! file -L "$busybox" | grep -q 'statically linked'; then
   die "$busybox is not statically linked (install busybox-static)"
+fi
+if [ -n "$agent" ]; then
+  [ -x "$agent" ] || die "AGENT=$agent is not an executable file"
+  if command -v file >/dev/null && ! file -L "$agent" | grep -q 'statically linked'; then
+    die "$agent is not statically linked"
+  fi
+else
+  say "warning: AGENT not set; the image has no ksbox-agent and boots to a shell"
 fi
 
 ino=1000
@@ -63,6 +75,7 @@ write_archive() {
   text etc/group $'root:x:0:\ntty:x:5:\n' 644
   file init "$init" 755
   file bin/busybox "$busybox" 755
+  [ -z "$agent" ] || file sbin/ksbox-agent "$agent" 755
   local a target
   for a in "${applets[@]}"; do
     [ "$a" = bin/busybox ] && continue

@@ -1,0 +1,111 @@
+#include "pid1.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "log.h"
+#include "vmm/unique_fd.h"
+
+namespace ksbox::agent {
+namespace {
+
+// A directory is a mount point if it is on another device than its parent
+// (or is the root). Works before /proc exists, and on a tmpfs rootfs where
+// the filesystem type alone says nothing.
+bool is_mount_point(const std::string& dir) {
+  struct stat st {}, parent {};
+  if (::stat(dir.c_str(), &st) < 0 || ::stat((dir + "/..").c_str(), &parent) < 0) return false;
+  return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino;
+}
+
+void mount_once(const char* type, const std::string& target, unsigned long flags, const char* data) {
+  if (::mkdir(target.c_str(), 0755) < 0 && errno != EEXIST) {
+    log("mkdir {}: {}", target, std::strerror(errno));
+    return;
+  }
+  if (is_mount_point(target)) return;
+  if (::mount(type, target.c_str(), type, flags, data) < 0)
+    log("mount {} on {}: {}", type, target, std::strerror(errno));
+}
+
+void bring_up_lo() {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) return;  // no IPv4 in this kernel: nothing to bring up
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(s.get(), SIOCGIFFLAGS, &ifr) < 0) return;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  ::ioctl(s.get(), SIOCSIFFLAGS, &ifr);
+}
+
+}  // namespace
+
+void ensure_stdio(bool console) {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0) continue;
+    const char* path = console && fd > 0 ? "/dev/console" : "/dev/null";
+    int got = ::open(path, fd == 0 ? O_RDONLY : O_WRONLY);
+    if (got < 0) got = ::open("/dev/null", O_RDWR);
+    if (got >= 0 && got != fd) {
+      ::dup2(got, fd);
+      ::close(got);
+    }
+  }
+}
+
+void setup_pid1() {
+  mount_once("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  mount_once("sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  mount_once("devtmpfs", "/dev", MS_NOSUID, "mode=0755");
+  mount_once("devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=620,ptmxmode=666");
+  mount_once("tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777");
+  mount_once("tmpfs", "/tmp", 0, "mode=1777");
+  if (::sethostname("ksbox", 5) < 0) log("sethostname: {}", std::strerror(errno));
+  bring_up_lo();
+}
+
+int reap_all() {
+  int n = 0;
+  for (;;) {
+    const pid_t pid = ::waitpid(-1, nullptr, WNOHANG);
+    if (pid > 0) {
+      ++n;
+      continue;
+    }
+    if (pid < 0 && errno == EINTR) continue;
+    return n;
+  }
+}
+
+void power_off() {
+  using namespace std::chrono_literals;
+  log("shutting down");
+  ::kill(-1, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    reap_all();
+    if (::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD) break;  // nobody left
+    std::this_thread::sleep_for(20ms);
+  }
+  ::kill(-1, SIGKILL);
+  reap_all();
+  ::sync();
+  ::reboot(RB_AUTOBOOT);
+  log("reboot: {}", std::strerror(errno));
+}
+
+}  // namespace ksbox::agent
