@@ -11,8 +11,10 @@ packages=(
   nlohmann-json3-dev libboost-dev liburing-dev
   # guest kernel and initramfs
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
-  # nested harness and boot benchmark peer
-  qemu-system-x86 qemu-utils
+  # nested harness and benchmark peers (QEMU; dropbear SSH for the exec benchmark)
+  qemu-system-x86 qemu-utils dropbear-bin
+  # end-to-end tests: a terminal multiplexer drives `ksbox attach`
+  tmux
 )
 
 missing=()

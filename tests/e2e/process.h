@@ -21,6 +21,7 @@ struct ProcessOptions {
   // sends `signal` to the child once (e.g. SIGTERM when a marker appears).
   std::function<bool(const std::string&)> send_signal_when;
   int signal = 15;
+  std::string stdin_file = "/dev/null";  // the child's stdin
 };
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& opts = {});
