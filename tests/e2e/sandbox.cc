@@ -52,7 +52,9 @@ Sandbox::~Sandbox() {
 
 std::vector<std::string> Sandbox::exec_argv(const std::vector<std::string>& cmd,
                                             const std::vector<std::string>& options) const {
-  std::vector<std::string> argv = {cli_path(), "exec", "--socket", socket_};
+  // Generous: under nested emulation on a loaded machine the guest may take
+  // many seconds to boot, and the CLI's connect retries are how tests wait.
+  std::vector<std::string> argv = {cli_path(), "exec", "--socket", socket_, "--connect-timeout", "120"};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back("--");
   argv.insert(argv.end(), cmd.begin(), cmd.end());
@@ -66,7 +68,7 @@ ProcessResult Sandbox::exec(const std::vector<std::string>& cmd, const std::vect
 
 ProcessResult Sandbox::host_sh(const std::string& script, const ProcessOptions& popts) const {
   const std::string prefix =
-      "KSBOX=" + shell_quote(cli_path() + " exec --socket " + socket_) + "; KSBOX_CLI=" + shell_quote(cli_path()) +
+      "KSBOX=" + shell_quote(cli_path() + " exec --connect-timeout 120 --socket " + socket_) + "; KSBOX_CLI=" + shell_quote(cli_path()) +
       "; SOCK=" + shell_quote(socket_) + "; cd " + shell_quote(dir_) + "; ";
   return run_process({"/bin/bash", "-c", prefix + script}, popts);
 }
