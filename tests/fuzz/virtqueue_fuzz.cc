@@ -26,10 +26,14 @@
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/queue.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_guest_memory.h"
 #include "vmm/guest_memory.h"
 
 namespace ksbox::devices::virtio {
 namespace {
+
+using fuzz::Input;
+using fuzz::load_memory;
 
 constexpr uint64_t kRegionA = 0x0, kRegionASize = 0x2000;
 constexpr uint64_t kRegionB = 0x3000, kRegionBSize = 0x1000;
@@ -39,36 +43,6 @@ constexpr size_t kMaxOps = 256;
 const GuestMemory& memory() {
   static const GuestMemory mem({{GuestAddress(kRegionA), kRegionASize}, {GuestAddress(kRegionB), kRegionBSize}});
   return mem;
-}
-
-// Sequential little-endian reader; reads past the end yield zeros.
-class Input {
- public:
-  explicit Input(std::span<const uint8_t> d) : d_(d) {}
-  template <typename T>
-  T take() {
-    T v{};
-    const size_t n = std::min(sizeof(T), d_.size() - pos_);
-    std::memcpy(&v, d_.data() + pos_, n);
-    pos_ += n;
-    return v;
-  }
-  std::span<const uint8_t> rest() const { return d_.subspan(pos_); }
-
- private:
-  std::span<const uint8_t> d_;
-  size_t pos_ = 0;
-};
-
-void load_memory(const GuestMemory& mem, std::span<const uint8_t> image) {
-  auto a = mem.slice(GuestAddress(kRegionA), kRegionASize).value();
-  auto b = mem.slice(GuestAddress(kRegionB), kRegionBSize).value();
-  std::memset(a.data(), 0, a.size());
-  std::memset(b.data(), 0, b.size());
-  const size_t na = std::min(image.size(), a.size());
-  std::memcpy(a.data(), image.data(), na);
-  image = image.subspan(na);
-  std::memcpy(b.data(), image.data(), std::min(image.size(), b.size()));
 }
 
 // What a device does with a chain: every segment must be addressable as-is.
@@ -115,15 +89,7 @@ void fuzz_queue(uint8_t mode, Input& in) {
   uint64_t features = 0;
   if (mode & 2) features |= feature_bit(VIRTIO_RING_F_INDIRECT_DESC);
   if (mode & 4) features |= feature_bit(VIRTIO_RING_F_EVENT_IDX);
-  auto configure = [&] {
-    q.reset();
-    CHECK(q.set_size(size));
-    q.set_desc_table(GuestAddress(desc));
-    q.set_avail_ring(GuestAddress(avail));
-    q.set_used_ring(GuestAddress(used));
-    q.set_features(features);
-    return q.set_ready(mem, true) == QueueConfigError::kOk;
-  };
+  auto configure = [&] { return fuzz::configure_ring(q, mem, {size, desc, avail, used}, features); };
   if (!configure()) {
     CHECK(!q.ready());
     CHECK(q.pop(mem).status == PopStatus::kEmpty);

@@ -36,11 +36,14 @@
 #include "devices/vsock/packet.h"
 #include "devices/vsock/vsock.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_guest_memory.h"
 #include "vmm/guest_memory.h"
 #include "vmm/unique_fd.h"
 
 namespace ksbox::devices::vsock {
 namespace {
+
+using fuzz::Input;
 
 constexpr uint64_t kRegionA = 0, kRegionASize = 0x10000;
 constexpr uint64_t kRegionB = 0x20000, kRegionBSize = 0x10000;
@@ -50,36 +53,6 @@ constexpr uint16_t kRing = 16;
 const GuestMemory& memory() {
   static const GuestMemory mem({{GuestAddress(kRegionA), kRegionASize}, {GuestAddress(kRegionB), kRegionBSize}});
   return mem;
-}
-
-class Input {
- public:
-  explicit Input(std::span<const uint8_t> d) : d_(d) {}
-  template <typename T>
-  T take() {
-    T v{};
-    const size_t n = std::min(sizeof(T), d_.size() - pos_);
-    std::memcpy(&v, d_.data() + pos_, n);
-    pos_ += n;
-    return v;
-  }
-  std::span<const uint8_t> rest() const { return d_.subspan(pos_); }
-
- private:
-  std::span<const uint8_t> d_;
-  size_t pos_ = 0;
-};
-
-void load_memory(std::span<const uint8_t> image) {
-  const GuestMemory& mem = memory();
-  auto a = mem.slice(GuestAddress(kRegionA), kRegionASize).value();
-  auto b = mem.slice(GuestAddress(kRegionB), kRegionBSize).value();
-  std::memset(a.data(), 0, a.size());
-  std::memset(b.data(), 0, b.size());
-  const size_t na = std::min(image.size(), a.size());
-  std::memcpy(a.data(), image.data(), na);
-  image = image.subspan(na);
-  std::memcpy(b.data(), image.data(), std::min(image.size(), b.size()));
 }
 
 // Byte `i` of the concatenated segments, the slow obvious way.
@@ -113,7 +86,7 @@ void fuzz_packet(Input& in) {
     chain.readable.push_back({GuestAddress(addr), len});
     chain.readable_bytes += len;
   }
-  load_memory(in.rest());
+  fuzz::load_memory(memory(), in.rest());
   const GuestMemory& mem = memory();
   bool all_mapped = true;
   for (const auto& s : chain.readable) all_mapped &= mem.slice(s.addr, s.len).has_value();
@@ -256,13 +229,7 @@ Env& env() {
 }
 
 void configure(virtio::Queue& q, uint64_t base, uint64_t features) {
-  q.reset();
-  q.set_features(features);
-  q.set_size(kRing);
-  q.set_desc_table(GuestAddress(base));
-  q.set_avail_ring(GuestAddress(base + 0x200));
-  q.set_used_ring(GuestAddress(base + 0x400));
-  CHECK(q.set_ready(memory(), true) == virtio::QueueConfigError::kOk);
+  CHECK(fuzz::configure_ring(q, memory(), {kRing, base, base + 0x200, base + 0x400}, features));
 }
 
 void fuzz_device(Input& in) {
@@ -279,7 +246,7 @@ void fuzz_device(Input& in) {
   };
   std::vector<Op> ops(nops);
   for (auto& op : ops) op = {in.take<uint8_t>(), in.take<uint8_t>(), in.take<uint16_t>()};
-  load_memory(in.rest());
+  fuzz::load_memory(memory(), in.rest());
 
   virtio::Queue queues[3] = {virtio::Queue(kRing), virtio::Queue(kRing), virtio::Queue(kRing)};
   configure(queues[0], 0x0000, features);

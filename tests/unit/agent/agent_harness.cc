@@ -263,12 +263,23 @@ void TestConn::on_frame(const proto::Frame& f) {
   }
 }
 
+bool TestConn::start_exec(const proto::ExecRequest& req, std::chrono::milliseconds timeout) {
+  send(proto::Hello{});
+  send(req);
+  return pump_until([this] { return started.has_value(); }, timeout);
+}
+
+bool TestConn::start_exec(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+  proto::ExecRequest req;
+  req.argv = std::move(argv);
+  return start_exec(req, timeout);
+}
+
 std::unique_ptr<TestConn> run_exec(const std::string& socket, const proto::ExecRequest& req, const ExecOptions& opts) {
   auto c = std::make_unique<TestConn>(socket);
   c->send(proto::Hello{});
   c->send(req);
-  if (!opts.stdin_data.empty())
-    c->send_stdin(std::span(reinterpret_cast<const uint8_t*>(opts.stdin_data.data()), opts.stdin_data.size()));
+  if (!opts.stdin_data.empty()) c->send_stdin(opts.stdin_data);
   if (opts.send_eof) c->send(proto::StdinEof{});
   c->pump_until_closed(opts.timeout);
   return c;
@@ -284,6 +295,12 @@ bool process_running(pid_t pid) {
   const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
   const size_t close = stat.rfind(')');
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(poll);
+  return cond();
 }
 
 }  // namespace ksbox::agent_test

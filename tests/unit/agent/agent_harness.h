@@ -2,16 +2,19 @@
 // socket in a fresh temp dir, and speaks the exec protocol to it.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/exec_protocol.h"
@@ -91,6 +94,9 @@ class TestConn {
   void send_stdin(std::span<const uint8_t> bytes) {
     proto::encode_data<proto::MsgType::kStdinData>(pending_, bytes);
   }
+  void send_stdin(std::string_view text) {
+    send_stdin(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  }
   size_t unsent() const { return pending_.size() - pending_pos_; }
   // Closes our end at once (pending bytes are dropped).
   void close() { fd_.reset(); }
@@ -101,6 +107,11 @@ class TestConn {
   bool pump_until_closed(std::chrono::milliseconds timeout = 10s) {
     return pump_until([this] { return closed; }, timeout);
   }
+  // Hello + ExecRequest, then waits for Started (false if it did not come).
+  bool start_exec(const proto::ExecRequest& req, std::chrono::milliseconds timeout = 5s);
+  bool start_exec(std::vector<std::string> argv, std::chrono::milliseconds timeout = 5s);
+  // The child's pid from Started (once start_exec() returned true).
+  pid_t started_pid() const { return static_cast<pid_t>(started.value().pid); }
 
   // Collected state.
   bool closed = false;           // EOF or a connection error
@@ -141,5 +152,25 @@ std::unique_ptr<TestConn> run_exec(const std::string& socket, std::vector<std::s
 
 // Whether /proc/<pid> exists and is not a zombie.
 bool process_running(pid_t pid);
+
+// Polls cond() every `poll` until it holds or the timeout passes; returns
+// its last value.
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = 10ms);
+// Whether `pid` stops running (exits or becomes a zombie) within the timeout.
+inline bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
+  return wait_until([pid] { return !process_running(pid); }, timeout);
+}
+
+// Fixture: a fresh agent per test, whose log is printed when the test failed.
+class AgentTest : public ::testing::Test {
+ protected:
+  explicit AgentTest(std::vector<std::string> agent_args = {}) : agent_(std::move(agent_args)) {}
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "agent log:\n" << agent_.log();
+  }
+  const std::string& sock() const { return agent_.socket_path(); }
+  AgentProcess agent_;
+};
 
 }  // namespace ksbox::agent_test

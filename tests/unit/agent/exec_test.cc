@@ -19,14 +19,7 @@
 namespace ksbox::agent_test {
 namespace {
 
-class AgentExecTest : public ::testing::Test {
- protected:
-  void TearDown() override {
-    if (HasFailure()) std::cerr << "agent log:\n" << agent_.log();
-  }
-  const std::string& sock() const { return agent_.socket_path(); }
-  AgentProcess agent_;
-};
+class AgentExecTest : public AgentTest {};
 
 proto::Exited exited_normally(int code) { return {proto::Exited::kExitedNormally, code}; }
 
@@ -244,11 +237,7 @@ TEST_F(AgentExecTest, BadCwdIsAnError) {
 
 TEST_F(AgentExecTest, ForwardsSignalsToTheProcessGroup) {
   TestConn c(sock());
-  proto::ExecRequest req;
-  req.argv = {"sleep", "100"};
-  c.send(proto::Hello{});
-  c.send(req);
-  ASSERT_TRUE(c.pump_until([&] { return c.started.has_value(); }, 5s));
+  ASSERT_TRUE(c.start_exec({"sleep", "100"}));
   c.send(proto::Signal{SIGINT});
   ASSERT_TRUE(c.pump_until_closed(5s));
   ASSERT_TRUE(c.exited);
@@ -258,12 +247,8 @@ TEST_F(AgentExecTest, ForwardsSignalsToTheProcessGroup) {
 
 TEST_F(AgentExecTest, SignalReachesGrandchildrenInTheGroup) {
   TestConn c(sock());
-  proto::ExecRequest req;
   // sh waits for its child; SIGTERM to the whole group ends both.
-  req.argv = {"sh", "-c", "trap 'exit 7' TERM; sleep 100 & wait"};
-  c.send(proto::Hello{});
-  c.send(req);
-  ASSERT_TRUE(c.pump_until([&] { return c.started.has_value(); }, 5s));
+  ASSERT_TRUE(c.start_exec({"sh", "-c", "trap 'exit 7' TERM; sleep 100 & wait"}));
   std::this_thread::sleep_for(100ms);  // let sh install its trap
   c.send(proto::Signal{SIGTERM});
   ASSERT_TRUE(c.pump_until_closed(5s));

@@ -2,20 +2,12 @@
 // Resize changes it, StdinEof sends ^D.
 #include <gtest/gtest.h>
 
-#include <iostream>
-
 #include "agent_harness.h"
 
 namespace ksbox::agent_test {
 namespace {
 
-class AgentPtyTest : public ::testing::Test {
- protected:
-  void TearDown() override {
-    if (HasFailure()) std::cerr << "agent log:\n" << agent_.log();
-  }
-  AgentProcess agent_;
-};
+class AgentPtyTest : public AgentTest {};
 
 proto::ExecRequest pty_request(std::vector<std::string> argv, uint16_t rows = 0, uint16_t cols = 0) {
   proto::ExecRequest req;
@@ -27,7 +19,7 @@ proto::ExecRequest pty_request(std::vector<std::string> argv, uint16_t rows = 0,
 }
 
 TEST_F(AgentPtyTest, ChildRunsOnAPseudoTerminal) {
-  auto c = run_exec(agent_.socket_path(), pty_request({"sh", "-c", "tty; echo \"$TERM\"; echo err >&2"}));
+  auto c = run_exec(sock(), pty_request({"sh", "-c", "tty; echo \"$TERM\"; echo err >&2"}));
   ASSERT_TRUE(c->exited);
   EXPECT_EQ(c->exited->value, 0);
   EXPECT_TRUE(c->out.starts_with("/dev/pts/")) << c->out;
@@ -38,26 +30,25 @@ TEST_F(AgentPtyTest, ChildRunsOnAPseudoTerminal) {
 
 TEST_F(AgentPtyTest, ChildHasTheTerminalAsControllingTty) {
   // /dev/tty opens only for a process with a controlling terminal.
-  auto c = run_exec(agent_.socket_path(), pty_request({"sh", "-c", "echo via-tty >/dev/tty"}));
+  auto c = run_exec(sock(), pty_request({"sh", "-c", "echo via-tty >/dev/tty"}));
   ASSERT_TRUE(c->exited);
   EXPECT_EQ(c->exited->value, 0) << c->out;
   EXPECT_EQ(c->out, "via-tty\r\n");
 }
 
 TEST_F(AgentPtyTest, DefaultSizeIs24x80) {
-  auto c = run_exec(agent_.socket_path(), pty_request({"stty", "size"}));
+  auto c = run_exec(sock(), pty_request({"stty", "size"}));
   ASSERT_TRUE(c->exited);
   EXPECT_EQ(c->out, "24 80\r\n");
 }
 
 TEST_F(AgentPtyTest, AppliesInitialSizeAndResize) {
-  TestConn c(agent_.socket_path());
+  TestConn c(sock());
   c.send(proto::Hello{});
   c.send(pty_request({"sh", "-c", "stty size; read x; stty size"}, 30, 100));
   ASSERT_TRUE(c.pump_until([&] { return c.out.find("30 100\r\n") != std::string::npos; }, 5s)) << c.out;
   c.send(proto::Resize{50, 132});
-  const std::string go = "go\n";
-  c.send_stdin(std::span(reinterpret_cast<const uint8_t*>(go.data()), go.size()));
+  c.send_stdin("go\n");
   ASSERT_TRUE(c.pump_until_closed(5s));
   ASSERT_TRUE(c.exited);
   EXPECT_EQ(c.exited->value, 0);
@@ -67,7 +58,7 @@ TEST_F(AgentPtyTest, AppliesInitialSizeAndResize) {
 TEST_F(AgentPtyTest, StdinEofSendsControlD) {
   // cat on a canonical-mode terminal: the line, then ^D at the start of the
   // next line reads as EOF and cat exits.
-  auto c = run_exec(agent_.socket_path(), pty_request({"cat"}), {.stdin_data = "hello\n", .timeout = 5s});
+  auto c = run_exec(sock(), pty_request({"cat"}), {.stdin_data = "hello\n", .timeout = 5s});
   ASSERT_TRUE(c->exited) << c->out;
   EXPECT_EQ(c->exited->value, 0);
   // The echo of the input, then cat's copy of it.
@@ -75,10 +66,8 @@ TEST_F(AgentPtyTest, StdinEofSendsControlD) {
 }
 
 TEST_F(AgentPtyTest, SignalsReachTheForegroundJob) {
-  TestConn c(agent_.socket_path());
-  c.send(proto::Hello{});
-  c.send(pty_request({"sleep", "100"}));
-  ASSERT_TRUE(c.pump_until([&] { return c.started.has_value(); }, 5s));
+  TestConn c(sock());
+  ASSERT_TRUE(c.start_exec(pty_request({"sleep", "100"})));
   c.send(proto::Signal{SIGINT});
   ASSERT_TRUE(c.pump_until_closed(5s));
   ASSERT_TRUE(c.exited);

@@ -12,12 +12,9 @@
 namespace ksbox::agent_test {
 namespace {
 
-class AgentRobustnessTest : public ::testing::Test {
+class AgentRobustnessTest : public AgentTest {
  protected:
-  void TearDown() override {
-    if (HasFailure()) std::cerr << "agent log:\n" << agent_.log();
-  }
-  const std::string& sock() const { return agent_.socket_path(); }
+  AgentRobustnessTest() : AgentTest({"--handshake-timeout", "0.5"}) {}
   // A good request still works and the agent is alive.
   void expect_still_serving() {
     auto c = run_exec(sock(), {"echo", "still-here"});
@@ -31,7 +28,6 @@ class AgentRobustnessTest : public ::testing::Test {
     EXPECT_FALSE(c.started);
     EXPECT_FALSE(c.decode_failed);
   }
-  AgentProcess agent_{{"--handshake-timeout", "0.5"}};
 };
 
 std::vector<uint8_t> header(uint32_t magic, uint16_t version, uint16_t type, uint32_t len) {
@@ -57,8 +53,7 @@ TEST_F(AgentRobustnessTest, RunsFiftyExecsConcurrently) {
   // All started before any gets input.
   for (auto& c : conns) ASSERT_TRUE(c->pump_until([&] { return c->started.has_value(); }, 10s));
   for (int i = 0; i < kN; ++i) {
-    const std::string line = "line-" + std::to_string(i) + "\n";
-    conns[i]->send_stdin(std::span(reinterpret_cast<const uint8_t*>(line.data()), line.size()));
+    conns[i]->send_stdin("line-" + std::to_string(i) + "\n");
     conns[i]->send(proto::StdinEof{});
   }
   for (int i = 0; i < kN; ++i) {
@@ -108,18 +103,12 @@ TEST_F(AgentRobustnessTest, MalformedExecRequestIsRefused) {
 
 TEST_F(AgentRobustnessTest, UnexpectedMessageWhileRunningDropsAndKills) {
   TestConn bad(sock());
-  proto::ExecRequest req;
-  req.argv = {"sleep", "100"};
-  bad.send(proto::Hello{});
-  bad.send(req);
-  ASSERT_TRUE(bad.pump_until([&] { return bad.started.has_value(); }, 5s));
-  const pid_t pid = static_cast<pid_t>(bad.started->pid);
+  ASSERT_TRUE(bad.start_exec({"sleep", "100"}));
+  const pid_t pid = bad.started_pid();
   bad.send(proto::Hello{});  // only valid as the first message
   ASSERT_TRUE(bad.pump_until_closed(5s));
   EXPECT_FALSE(bad.exited);
-  const auto deadline = std::chrono::steady_clock::now() + 3s;
-  while (process_running(pid) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(process_running(pid));
+  EXPECT_TRUE(wait_gone(pid, 3s));
   expect_still_serving();
 }
 
@@ -169,10 +158,8 @@ TEST_F(AgentRobustnessTest, LeavesNoZombies) {
   run_exec(sock(), {"no-such-command-ksbox"});
   run_exec(sock(), {"sh", "-c", "kill -KILL $$"});
   // The grandchildren exit after 0.2 s; the agent reaps them at once.
-  const auto deadline = std::chrono::steady_clock::now() + 3s;
   std::this_thread::sleep_for(300ms);
-  while (!agent_.zombie_children().empty() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
+  wait_until([&] { return agent_.zombie_children().empty(); }, 2700ms, 20ms);
   EXPECT_EQ(agent_.zombie_children(), std::vector<pid_t>{});
 }
 
@@ -190,35 +177,23 @@ TEST_F(AgentRobustnessTest, ExitDoesNotWaitForBackgroundOutput) {
 
 TEST_F(AgentRobustnessTest, DisconnectKillsTheChildWithSighup) {
   TestConn c(sock());
-  proto::ExecRequest req;
-  req.argv = {"sleep", "100"};
-  c.send(proto::Hello{});
-  c.send(req);
-  ASSERT_TRUE(c.pump_until([&] { return c.started.has_value(); }, 5s));
-  const pid_t pid = static_cast<pid_t>(c.started->pid);
+  ASSERT_TRUE(c.start_exec({"sleep", "100"}));
+  const pid_t pid = c.started_pid();
   ASSERT_TRUE(process_running(pid));
   c.close();
-  const auto deadline = std::chrono::steady_clock::now() + 1500ms;  // SIGHUP, well before the SIGKILL
-  while (process_running(pid) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(process_running(pid));
+  EXPECT_TRUE(wait_gone(pid, 1500ms));  // SIGHUP, well before the SIGKILL
   expect_still_serving();
 }
 
 TEST_F(AgentRobustnessTest, DisconnectKillsAHangupIgnoringChildAfterGrace) {
   TestConn c(sock());
-  proto::ExecRequest req;
-  req.argv = {"sh", "-c", "trap '' HUP; exec sleep 100"};
-  c.send(proto::Hello{});
-  c.send(req);
-  ASSERT_TRUE(c.pump_until([&] { return c.started.has_value(); }, 5s));
-  const pid_t pid = static_cast<pid_t>(c.started->pid);
+  ASSERT_TRUE(c.start_exec({"sh", "-c", "trap '' HUP; exec sleep 100"}));
+  const pid_t pid = c.started_pid();
   std::this_thread::sleep_for(100ms);  // past the trap
   c.close();
   std::this_thread::sleep_for(1s);
   EXPECT_TRUE(process_running(pid)) << "SIGHUP is ignored; the SIGKILL comes after 2 s";
-  const auto deadline = std::chrono::steady_clock::now() + 3s;
-  while (process_running(pid) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(process_running(pid));
+  EXPECT_TRUE(wait_gone(pid, 3s));
 }
 
 long peak_rss_kb(pid_t pid) {
@@ -232,11 +207,7 @@ TEST_F(AgentRobustnessTest, SlowReaderIsBoundedAndDoesNotStallOthers) {
   // bound (the child blocks on its pipe) instead of buffering 50 MB.
   TestConn stuck(sock());
   stuck.discard_output = true;
-  proto::ExecRequest req;
-  req.argv = {"head", "-c", "50000000", "/dev/zero"};
-  stuck.send(proto::Hello{});
-  stuck.send(req);
-  ASSERT_TRUE(stuck.pump_until([&] { return stuck.started.has_value(); }, 5s));
+  ASSERT_TRUE(stuck.start_exec({"head", "-c", "50000000", "/dev/zero"}));
   std::this_thread::sleep_for(500ms);  // plenty for head to write it all if nothing held it back
   expect_still_serving();
   const long peak_kb = peak_rss_kb(agent_.pid());
@@ -253,13 +224,8 @@ TEST_F(AgentRobustnessTest, StdinForAChildThatDoesNotReadIsBounded) {
   // The agent buffers a few MiB for the child, then stops reading the socket:
   // the rest stays with the sender.
   TestConn c(sock());
-  proto::ExecRequest req;
-  req.argv = {"sleep", "100"};
-  c.send(proto::Hello{});
-  c.send(req);
-  ASSERT_TRUE(c.pump_until([&] { return c.started.has_value(); }, 5s));
-  const std::string data(40 << 20, 'y');
-  c.send_stdin(std::span(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  ASSERT_TRUE(c.start_exec({"sleep", "100"}));
+  c.send_stdin(std::string(40 << 20, 'y'));
   c.pump_until([] { return false; }, 500ms);
   EXPECT_GT(c.unsent(), size_t{25} << 20);
   EXPECT_LT(peak_rss_kb(agent_.pid()), 24 * 1024) << "agent memory must stay bounded";
@@ -271,16 +237,10 @@ TEST_F(AgentRobustnessTest, StdinForAChildThatDoesNotReadIsBounded) {
 
 TEST_F(AgentRobustnessTest, TermStopsTheAgentAndItsChildren) {
   TestConn c(sock());
-  proto::ExecRequest req;
-  req.argv = {"sleep", "100"};
-  c.send(proto::Hello{});
-  c.send(req);
-  ASSERT_TRUE(c.pump_until([&] { return c.started.has_value(); }, 5s));
-  const pid_t pid = static_cast<pid_t>(c.started->pid);
+  ASSERT_TRUE(c.start_exec({"sleep", "100"}));
+  const pid_t pid = c.started_pid();
   ::kill(agent_.pid(), SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + 3s;
-  while (agent_.alive() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(agent_.alive());
+  EXPECT_TRUE(wait_until([&] { return !agent_.alive(); }, 3s));
   // Killed by the agent; reparented to an ancestor of the test it may stay a
   // zombie briefly, but it no longer runs.
   std::this_thread::sleep_for(100ms);

@@ -20,10 +20,6 @@ using namespace std::chrono_literals;
 namespace proto = ksbox::protocol;
 using Clock = std::chrono::steady_clock;
 
-std::span<const uint8_t> bytes_of(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
 // ksbox with the pty slave as its stdin/stdout/stderr and controlling terminal.
 SpawnOptions on_pty(const Pty& pty, std::vector<std::string> args) {
   return {.args = std::move(args),

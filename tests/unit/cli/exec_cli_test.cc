@@ -20,10 +20,6 @@ using namespace std::chrono_literals;
 namespace proto = ksbox::protocol;
 using Clock = std::chrono::steady_clock;
 
-std::span<const uint8_t> bytes_of(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
-
 std::vector<std::string> exec_args(const FakeVmm& vmm, std::vector<std::string> rest) {
   std::vector<std::string> a = {"exec", "--socket", vmm.socket_path(), "--connect-timeout", "5"};
   a.insert(a.end(), rest.begin(), rest.end());

@@ -20,6 +20,7 @@ using namespace std::chrono_literals;
 namespace proto = ksbox::protocol;
 using testing::AgentConn;
 using testing::Bytes;
+using testing::bytes_of;
 
 struct Pipe {
   UniqueFd r, w;
@@ -74,9 +75,8 @@ TEST(ExecSession, RoutesOutputAndReturnsTheStatus) {
       [&](AgentConn& a) {
         got = a.accept_exec(9);
         EXPECT_TRUE(a.read_stdin().empty());
-        const std::string o = "out", e = "err";
-        a.send_stdout({reinterpret_cast<const uint8_t*>(o.data()), o.size()});
-        a.send_stderr({reinterpret_cast<const uint8_t*>(e.data()), e.size()});
+        a.send_stdout(bytes_of("out"));
+        a.send_stderr(bytes_of("err"));
         a.killed_by(15);
       },
       request({"prog", "arg"}), {.in = in.r.get(), .out = out.w.get(), .err = err.w.get()});

@@ -37,6 +37,20 @@ std::optional<int> next_signal(AgentConn& a, milliseconds timeout = kIoTimeout) 
   return std::nullopt;
 }
 
+// The agent's side of a session that gets two signals: accepts the exec and
+// records the first two Signals, telling the test when each step happened.
+struct TwoSignals {
+  void receive(AgentConn& a) {
+    a.accept_exec();
+    started.set_value();
+    signals.push_back(next_signal(a).value_or(-1));
+    first.set_value();
+    signals.push_back(next_signal(a).value_or(-1));
+  }
+  std::promise<void> started, first;
+  std::vector<int> signals;
+};
+
 class ExecSignal : public ::testing::TestWithParam<int> {};
 
 TEST_P(ExecSignal, IsForwardedAndTheCliSurvivesUntilExited) {
@@ -62,53 +76,43 @@ TEST_P(ExecSignal, IsForwardedAndTheCliSurvivesUntilExited) {
 INSTANTIATE_TEST_SUITE_P(Forwarded, ExecSignal, ::testing::Values(SIGINT, SIGTERM, SIGHUP, SIGQUIT));
 
 TEST(ExecSignals, SecondSigintWithinASecondAbandonsTheSession) {
-  std::promise<void> started, first;
-  std::vector<int> signals;
+  TwoSignals two;
   bool closed = false;
   FakeVmm vmm([&](AgentConn& a) {
-    a.accept_exec();
-    started.set_value();
-    signals.push_back(next_signal(a).value_or(-1));
-    first.set_value();
-    signals.push_back(next_signal(a).value_or(-1));
+    two.receive(a);
     closed = a.wait_closed(3000ms);  // the command ignores SIGINT; the CLI leaves anyway
   });
   CliProcess p({.args = exec_args(vmm)});
-  ASSERT_EQ(started.get_future().wait_for(5s), std::future_status::ready);
+  ASSERT_EQ(two.started.get_future().wait_for(5s), std::future_status::ready);
   ASSERT_EQ(::kill(p.pid(), SIGINT), 0);
   // Two signals sent at once could merge into one pending signal: wait until
   // the first was forwarded.
-  ASSERT_EQ(first.get_future().wait_for(5s), std::future_status::ready);
+  ASSERT_EQ(two.first.get_future().wait_for(5s), std::future_status::ready);
   ASSERT_EQ(::kill(p.pid(), SIGINT), 0);
   const CliRun r = p.wait(3000ms);
   EXPECT_EQ(r.status(), 130);
   EXPECT_EQ(r.term_signal, 0);
   EXPECT_TRUE(contains(r.err, "interrupted twice")) << r.err;
   ASSERT_TRUE(vmm.wait_handlers());
-  EXPECT_EQ(signals, (std::vector<int>{SIGINT, SIGINT}));
+  EXPECT_EQ(two.signals, (std::vector<int>{SIGINT, SIGINT}));
   EXPECT_TRUE(closed);
 }
 
 TEST(ExecSignals, SigintsFurtherApartAreEachJustForwarded) {
-  std::promise<void> started, first;
-  std::vector<int> signals;
+  TwoSignals two;
   FakeVmm vmm([&](AgentConn& a) {
-    a.accept_exec();
-    started.set_value();
-    signals.push_back(next_signal(a).value_or(-1));
-    first.set_value();
-    signals.push_back(next_signal(a).value_or(-1));
+    two.receive(a);
     a.exit_with(3);
   });
   CliProcess p({.args = exec_args(vmm)});
-  ASSERT_EQ(started.get_future().wait_for(5s), std::future_status::ready);
+  ASSERT_EQ(two.started.get_future().wait_for(5s), std::future_status::ready);
   ASSERT_EQ(::kill(p.pid(), SIGINT), 0);
-  ASSERT_EQ(first.get_future().wait_for(5s), std::future_status::ready);
+  ASSERT_EQ(two.first.get_future().wait_for(5s), std::future_status::ready);
   std::this_thread::sleep_for(1100ms);
   ASSERT_EQ(::kill(p.pid(), SIGINT), 0);
   const CliRun r = p.wait();
   EXPECT_EQ(r.status(), 3) << r.err;
-  EXPECT_EQ(signals, (std::vector<int>{SIGINT, SIGINT}));
+  EXPECT_EQ(two.signals, (std::vector<int>{SIGINT, SIGINT}));
 }
 
 TEST(ExecSignals, SigintWhileConnectingEndsWith130) {

@@ -33,19 +33,23 @@ bool wait_fd(int fd, short events, Clock::time_point deadline) {
 
 }  // namespace
 
+std::optional<protocol::Frame> AgentConn::decode_or_recv(ssize_t& got) {
+  auto r = decoder_.next();
+  if (r.status == protocol::FrameDecoder::Status::kFrame) return std::move(r.frame);
+  if (r.status == protocol::FrameDecoder::Status::kError)
+    throw FakeFailure(std::string("bad frame from the CLI: ") + protocol::to_string(r.error));
+  uint8_t buf[65536];
+  got = ::recv(fd_.get(), buf, sizeof(buf), MSG_DONTWAIT);
+  if (got > 0) decoder_.feed({buf, static_cast<size_t>(got)});
+  return std::nullopt;
+}
+
 std::optional<protocol::Frame> AgentConn::read_frame(milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (;;) {
-    auto r = decoder_.next();
-    if (r.status == protocol::FrameDecoder::Status::kFrame) return std::move(r.frame);
-    if (r.status == protocol::FrameDecoder::Status::kError)
-      throw FakeFailure(std::string("bad frame from the CLI: ") + protocol::to_string(r.error));
-    uint8_t buf[65536];
-    const ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), MSG_DONTWAIT);
-    if (n > 0) {
-      decoder_.feed({buf, static_cast<size_t>(n)});
-      continue;
-    }
+    ssize_t n = 0;
+    if (auto f = decode_or_recv(n)) return f;
+    if (n > 0) continue;
     if (n == 0 || (n < 0 && errno == ECONNRESET)) {
       if (decoder_.buffered()) throw FakeFailure("the CLI closed in the middle of a frame");
       return std::nullopt;
@@ -58,16 +62,9 @@ std::optional<protocol::Frame> AgentConn::read_frame(milliseconds timeout) {
 
 std::optional<protocol::Frame> AgentConn::try_read_frame() {
   for (;;) {
-    auto r = decoder_.next();
-    if (r.status == protocol::FrameDecoder::Status::kFrame) return std::move(r.frame);
-    if (r.status == protocol::FrameDecoder::Status::kError)
-      throw FakeFailure(std::string("bad frame from the CLI: ") + protocol::to_string(r.error));
-    uint8_t buf[65536];
-    const ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), MSG_DONTWAIT);
-    if (n > 0) {
-      decoder_.feed({buf, static_cast<size_t>(n)});
-      continue;
-    }
+    ssize_t n = 0;
+    if (auto f = decode_or_recv(n)) return f;
+    if (n > 0) continue;
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return std::nullopt;
     throw FakeFailure("the CLI closed the connection");
   }

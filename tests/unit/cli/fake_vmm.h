@@ -5,6 +5,8 @@
 // thread of its own.
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -23,6 +26,10 @@
 namespace ksbox::cli::testing {
 
 using Bytes = std::vector<uint8_t>;
+// The bytes of a string, to send as a payload.
+inline std::span<const uint8_t> bytes_of(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
 using std::chrono::milliseconds;
 inline constexpr milliseconds kIoTimeout{5000};
 
@@ -74,6 +81,9 @@ class AgentConn {
   bool wait_closed(milliseconds timeout = kIoTimeout);
 
  private:
+  // A frame already decoded, else one non-blocking recv() (its result in
+  // `got`, errno intact) fed to the decoder.
+  std::optional<protocol::Frame> decode_or_recv(ssize_t& got);
   UniqueFd fd_;
   protocol::FrameDecoder decoder_;
 };

@@ -100,12 +100,10 @@ TEST_F(VsockTest, ConnectBeforeTheDriverIsUpIsClosedPromptly) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 500ms);
   EXPECT_EQ(dev_->stats().host_connects_failed, 1u);
   // Once the driver is up, the same request reaches the guest.
-  auto& g = start_guest();
-  UniqueFd again = connect_host(path_);
-  ASSERT_TRUE(write_all(again.get(), "CONNECT 1024\n"));
-  auto req = g.recv();
-  ASSERT_TRUE(req);
-  EXPECT_EQ(req->hdr.op, VIRTIO_VSOCK_OP_REQUEST);
+  start_guest();
+  auto again = send_connect(1024);
+  ASSERT_TRUE(again.req);
+  EXPECT_EQ(again.req->hdr.op, VIRTIO_VSOCK_OP_REQUEST);
 }
 
 TEST_F(VsockTest, BadConnectLinesAreClosed) {
@@ -128,9 +126,7 @@ TEST_F(VsockTest, ClientClosingBeforeTheLineEndsIsDropped) {
     ASSERT_TRUE(write_all(fd.get(), "CONNECT 10"));
   }
   // The device notices and forgets it; a later client still works.
-  UniqueFd fd = connect_host(path_);
-  ASSERT_TRUE(write_all(fd.get(), "CONNECT 1024\n"));
-  auto req = guest_->recv();
+  auto [fd, req] = send_connect(1024);
   ASSERT_TRUE(req);
   EXPECT_EQ(req->hdr.dst_port, 1024u);
 }
@@ -155,9 +151,7 @@ TEST_F(VsockShortTimeoutTest, SilentClientIsClosedAfterTheTimeout) {
 
 TEST_F(VsockShortTimeoutTest, GuestThatNeverAnswersTimesOutAndGetsAnRst) {
   auto& g = start_guest();
-  UniqueFd fd = connect_host(path_);
-  ASSERT_TRUE(write_all(fd.get(), "CONNECT 1024\n"));
-  auto req = g.recv();
+  auto [fd, req] = send_connect(1024);
   ASSERT_TRUE(req);
   ASSERT_EQ(req->hdr.op, VIRTIO_VSOCK_OP_REQUEST);
   EXPECT_TRUE(closed_without_data(fd.get(), 2000));

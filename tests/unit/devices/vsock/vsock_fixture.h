@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "devices/vsock/vsock.h"
 #include "tests/unit/devices/vsock/fake_vsock_guest.h"
@@ -53,6 +55,19 @@ class VsockTest : public ::testing::Test {
     return *guest_;
   }
 
+  // A host client that sent "CONNECT <port>\n" (then `extra`), and what the
+  // guest received next (nullopt if nothing came).
+  struct HostConnect {
+    UniqueFd fd;
+    std::optional<Packet> req;
+  };
+  HostConnect send_connect(uint32_t port, std::string_view extra = {}) {
+    UniqueFd fd = connect_host(path_);
+    EXPECT_TRUE(fd);
+    EXPECT_TRUE(write_all(fd.get(), "CONNECT " + std::to_string(port) + "\n" + std::string(extra)));
+    return {std::move(fd), guest_->recv()};
+  }
+
   // Host-initiated stream to guest `port`: CONNECT, the REQUEST seen by the
   // guest, its RESPONSE, then "OK <host port>" on the host socket.
   struct HostStream {
@@ -60,10 +75,7 @@ class VsockTest : public ::testing::Test {
     GuestStream guest;
   };
   HostStream open_host_stream(uint32_t port) {
-    UniqueFd fd = connect_host(path_);
-    EXPECT_TRUE(fd);
-    EXPECT_TRUE(write_all(fd.get(), "CONNECT " + std::to_string(port) + "\n"));
-    auto req = guest_->recv();
+    auto [fd, req] = send_connect(port);
     EXPECT_TRUE(req.has_value());
     EXPECT_EQ(req ? req->hdr.op : 0, VIRTIO_VSOCK_OP_REQUEST);
     GuestStream s{*guest_, port, req ? req->hdr.src_port : 0};
@@ -72,6 +84,14 @@ class VsockTest : public ::testing::Test {
     s.send(VIRTIO_VSOCK_OP_RESPONSE);
     EXPECT_EQ(read_line(fd.get()), "OK " + std::to_string(s.host_port));
     return {std::move(fd), s};
+  }
+
+  // The guest's next packet is an RST for `s` (wrap in ASSERT_NO_FATAL_FAILURE).
+  void expect_rst_for(const GuestStream& s) {
+    auto rst = guest_->recv();
+    ASSERT_TRUE(rst);
+    EXPECT_EQ(rst->hdr.op, VIRTIO_VSOCK_OP_RST);
+    EXPECT_TRUE(s.is_for_me(*rst));
   }
 
   TempDir dir_;

@@ -97,9 +97,7 @@ TEST_F(VsockTest, OpsOutOfStateResetTheStream) {
 
 TEST_F(VsockTest, RwBeforeResponseResetsTheRequest) {
   auto& g = start_guest();
-  UniqueFd fd = connect_host(path_);
-  ASSERT_TRUE(write_all(fd.get(), "CONNECT 1024\n"));
-  auto req = g.recv();
+  auto [fd, req] = send_connect(1024);
   ASSERT_TRUE(req);
   GuestStream s{g, 1024, req->hdr.src_port};
   s.send_data("too early");
@@ -172,10 +170,7 @@ TEST_F(VsockSmallLimitsTest, RequestsBeyondTheConnectionLimitGetRst) {
   }
   GuestStream fifth{g, 40004, 5000};
   fifth.send(VIRTIO_VSOCK_OP_REQUEST);
-  auto rst = g.recv();
-  ASSERT_TRUE(rst);
-  EXPECT_EQ(rst->hdr.op, VIRTIO_VSOCK_OP_RST);
-  EXPECT_TRUE(fifth.is_for_me(*rst));
+  ASSERT_NO_FATAL_FAILURE(expect_rst_for(fifth));
   EXPECT_EQ(dev_->stats().refusals(Refusal::kConnectionLimit), 1u);
   // Host clients are refused too.
   UniqueFd client = connect_host(path_);

@@ -26,9 +26,7 @@ std::optional<std::string> recv_data(FakeVsockGuest& g, GuestStream& s) {
 
 TEST_F(VsockTest, HostConnectHandshake) {
   auto& g = start_guest();
-  UniqueFd fd = connect_host(path_);
-  ASSERT_TRUE(write_all(fd.get(), "CONNECT 1024\n"));
-  auto req = g.recv();
+  auto [fd, req] = send_connect(1024);
   ASSERT_TRUE(req);
   EXPECT_EQ(req->hdr.op, VIRTIO_VSOCK_OP_REQUEST);
   EXPECT_EQ(req->hdr.dst_port, 1024u);
@@ -63,9 +61,7 @@ TEST_F(VsockTest, DataFlowsBothWaysByteExact) {
 
 TEST_F(VsockTest, DataPipelinedBehindTheConnectLineIsKept) {
   auto& g = start_guest();
-  UniqueFd fd = connect_host(path_);
-  ASSERT_TRUE(write_all(fd.get(), "CONNECT 1024\nearly bytes"));
-  auto req = g.recv();
+  auto [fd, req] = send_connect(1024, "early bytes");
   ASSERT_TRUE(req);
   GuestStream s{g, 1024, req->hdr.src_port};
   s.send(VIRTIO_VSOCK_OP_RESPONSE);
@@ -75,9 +71,7 @@ TEST_F(VsockTest, DataPipelinedBehindTheConnectLineIsKept) {
 
 TEST_F(VsockTest, GuestRstToRequestClosesTheClientWithoutOk) {
   auto& g = start_guest();
-  UniqueFd fd = connect_host(path_);
-  ASSERT_TRUE(write_all(fd.get(), "CONNECT 9\n"));
-  auto req = g.recv();
+  auto [fd, req] = send_connect(9);
   ASSERT_TRUE(req);
   GuestStream s{g, 9, req->hdr.src_port};
   s.send(VIRTIO_VSOCK_OP_RST);  // nobody listens on port 9
@@ -146,10 +140,7 @@ TEST_F(VsockTest, GuestConnectToNobodyGetsRst) {
   auto& g = start_guest();
   GuestStream s{g, 49152, 5001};
   s.send(VIRTIO_VSOCK_OP_REQUEST);
-  auto rst = g.recv();
-  ASSERT_TRUE(rst);
-  EXPECT_EQ(rst->hdr.op, VIRTIO_VSOCK_OP_RST);
-  EXPECT_TRUE(s.is_for_me(*rst));
+  ASSERT_NO_FATAL_FAILURE(expect_rst_for(s));
   EXPECT_EQ(dev_->stats().guest_connects_failed, 1u);
   EXPECT_EQ(dev_->stats().connections, 0u);
 }
@@ -158,10 +149,7 @@ TEST_F(VsockTest, RwOnUnknownStreamGetsRstAndIsCounted) {
   auto& g = start_guest();
   GuestStream s{g, 40000, 6000};
   s.send_data("who are you");
-  auto rst = g.recv();
-  ASSERT_TRUE(rst);
-  EXPECT_EQ(rst->hdr.op, VIRTIO_VSOCK_OP_RST);
-  EXPECT_TRUE(s.is_for_me(*rst));
+  ASSERT_NO_FATAL_FAILURE(expect_rst_for(s));
   EXPECT_EQ(dev_->stats().refusals(Refusal::kUnknownConnection), 1u);
 }
 
