@@ -8,6 +8,7 @@
 #include "vmm/cmdline.h"
 #include "vmm/error.h"
 #include "vmm/exit_status.h"
+#include "vmm/fd_limit.h"
 #include "vmm/machine.h"
 
 int main(int argc, char** argv) {
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  // Every vsock stream is a host socket: allow as many as the hard limit does.
+  raise_fd_limit();
   try {
     Machine machine(cfg);
     const ExitStatus st = machine.run();

@@ -31,6 +31,7 @@ ssize_t send_iov(int fd, const iovec* iov, size_t n) {
 
 void HostBuffer::append(std::span<const uint8_t> data) {
   size_ += data.size();
+  count(data.size(), 0);
   while (!data.empty()) {
     if (chunks_.empty() || chunks_.back().size() == kChunk) {
       chunks_.emplace_back();
@@ -57,6 +58,7 @@ ssize_t HostBuffer::flush(int fd) {
     if (w == 0) break;
     total += static_cast<size_t>(w);
     size_ -= static_cast<size_t>(w);
+    count(0, static_cast<size_t>(w));
     size_t left = static_cast<size_t>(w);
     while (left > 0) {
       const size_t avail = chunks_.front().size() - head_;
@@ -73,14 +75,21 @@ ssize_t HostBuffer::flush(int fd) {
 }
 
 void HostBuffer::clear() {
+  count(0, size_);
   chunks_.clear();
   head_ = size_ = 0;
 }
 
 // --- Connection ---------------------------------------------------------------
 
-Connection::Connection(ConnKey key, uint64_t id, UniqueFd fd, State state, bool host_initiated)
-    : key_(key), id_(id), fd_(std::move(fd)), state_(state), host_initiated_(host_initiated) {}
+Connection::Connection(ConnKey key, uint64_t id, UniqueFd fd, State state, bool host_initiated,
+                       size_t* buffered_total)
+    : key_(key),
+      id_(id),
+      fd_(std::move(fd)),
+      state_(state),
+      host_initiated_(host_initiated),
+      buffer_(buffered_total) {}
 
 void Connection::close_host() {
   fd_.reset();
@@ -152,6 +161,12 @@ void Connection::shut_host_write() {
   if (host_shut_wr_ || !fd_) return;
   host_shut_wr_ = true;
   ::shutdown(fd_.get(), SHUT_WR);
+}
+
+void Connection::shut_host_read() {
+  if (host_shut_rd_ || !fd_) return;
+  host_shut_rd_ = true;
+  ::shutdown(fd_.get(), SHUT_RD);
 }
 
 Connection::ReadResult Connection::read_from_host(std::span<const iovec> iov) {

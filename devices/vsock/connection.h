@@ -45,8 +45,14 @@ struct ConnKeyHash {
 };
 
 // Guest → host bytes waiting for the host socket: chunks, no per-byte work.
+// `total`, if given, is a device-wide count of such bytes kept up to date.
 class HostBuffer {
  public:
+  explicit HostBuffer(size_t* total = nullptr) : total_(total) {}
+  ~HostBuffer() { clear(); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   void append(std::span<const uint8_t> data);
@@ -57,9 +63,13 @@ class HostBuffer {
 
  private:
   static constexpr size_t kChunk = 64 * 1024;
+  void count(size_t added, size_t removed) {
+    if (total_) *total_ = *total_ + added - removed;
+  }
   std::deque<std::vector<uint8_t>> chunks_;
   size_t head_ = 0;  // bytes of chunks_.front() already written
   size_t size_ = 0;
+  size_t* total_;
 };
 
 class Connection {
@@ -81,7 +91,9 @@ class Connection {
     kPendRst = 16,
   };
 
-  Connection(ConnKey key, uint64_t id, UniqueFd fd, State state, bool host_initiated);
+  // `buffered_total` (optional) counts buffered guest → host bytes over all streams.
+  Connection(ConnKey key, uint64_t id, UniqueFd fd, State state, bool host_initiated,
+             size_t* buffered_total = nullptr);
 
   const ConnKey& key() const { return key_; }
   uint64_t id() const { return id_; }  // epoll token
@@ -121,6 +133,9 @@ class Connection {
   size_t buffered() const { return buffer_.size(); }
   // shutdown(SHUT_WR) of the host socket, once.
   void shut_host_write();
+  // shutdown(SHUT_RD) of the host socket, once: the host's writes fail
+  // with EPIPE instead of blocking on a stream nobody reads.
+  void shut_host_read();
 
   // --- Host → guest.
   enum class ReadStatus : uint8_t { kData, kWouldBlock, kEof, kError };
@@ -149,7 +164,12 @@ class Connection {
   bool blocked_on_credit = false;   // guest has no room: EPOLLIN off until it grants credit
   bool blocked_on_buffers = false;  // no RX buffers: EPOLLIN off until the guest adds some
   uint32_t epoll_events = 0;        // what the host fd is registered for (0 = not registered)
-  std::optional<Clock::time_point> deadline;  // kConnecting: when to give up
+  // kConnecting: when to give up waiting for the guest's answer.
+  // kEstablished: when to give up on a host that does not take the bytes
+  // the guest sent before its SHUTDOWN(SEND) (the linger time).
+  std::optional<Clock::time_point> deadline;
+  // Last time the host socket took buffered bytes (or the buffer began).
+  Clock::time_point host_progress{};
 
  private:
   const ConnKey key_;
@@ -158,6 +178,7 @@ class Connection {
   State state_;
   const bool host_initiated_;
   bool host_shut_wr_ = false;
+  bool host_shut_rd_ = false;
   // Guest → host.
   uint32_t rx_cnt_ = 0;              // payload bytes received from the guest
   uint32_t fwd_cnt_ = 0;             // of which written to the host socket

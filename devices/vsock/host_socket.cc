@@ -71,9 +71,16 @@ UnixListener::UnixListener(std::string path) : path_(std::move(path)) {
       throw Error(fmt::format("cannot create vsock socket '{}': {}", path_, std::strerror(errno)));
   }
   struct stat st{};
-  if (::stat(path_.c_str(), &st) == 0) {
+  if (::lstat(path_.c_str(), &st) == 0) {
     dev_ = st.st_dev;
     ino_ = st.st_ino;
+  }
+  // Owner only. Nobody can connect before listen() below, so restricting
+  // the mode now leaves no window (and touches no process-wide umask).
+  if (::chmod(path_.c_str(), S_IRUSR | S_IWUSR) < 0) {
+    const int err = errno;
+    ::unlink(path_.c_str());
+    throw Error(fmt::format("cannot restrict vsock socket '{}' to its owner: {}", path_, std::strerror(err)));
   }
   if (::listen(fd_.get(), SOMAXCONN) < 0) {
     const int err = errno;
@@ -88,12 +95,16 @@ UnixListener::~UnixListener() {
   if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
 }
 
-UniqueFd UnixListener::accept() {
+UniqueFd UnixListener::accept(int& error) {
   for (;;) {
     const int fd = ::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return UniqueFd(fd);
+    if (fd >= 0) {
+      error = 0;
+      return UniqueFd(fd);
+    }
     // ECONNABORTED and friends: that client is gone, try the next one.
     if (errno == EINTR || errno == ECONNABORTED) continue;
+    error = errno == EWOULDBLOCK ? EAGAIN : errno;
     return {};
   }
 }

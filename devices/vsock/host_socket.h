@@ -16,6 +16,8 @@
 namespace ksbox::devices::vsock {
 
 // A SOCK_STREAM listener bound at `path`, non-blocking and close-on-exec.
+// The socket file is mode 0600 whatever the umask: whoever can connect can
+// run commands in the guest.
 // A stale socket file nobody listens on (connect gives ECONNREFUSED) is
 // replaced; a live listener ("in use"), a non-socket file or a path too long
 // for sockaddr_un throw Error. The destructor unlinks the path if it is
@@ -30,8 +32,9 @@ class UnixListener {
   int fd() const { return fd_.get(); }
   const std::string& path() const { return path_; }
   // The next pending client (non-blocking, close-on-exec), or an invalid fd
-  // when there is none.
-  UniqueFd accept();
+  // with `error` set: EAGAIN when there is none, else why accept failed
+  // (EMFILE, ENFILE, ENOBUFS, ENOMEM: the client stays queued).
+  UniqueFd accept(int& error);
 
  private:
   std::string path_;

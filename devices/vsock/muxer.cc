@@ -6,11 +6,17 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+
+#include <fmt/format.h>
 
 #include "vmm/error.h"
 
@@ -22,17 +28,48 @@ constexpr uint64_t kFirstId = 16;  // tokens of clients and streams
 constexpr uint32_t kFirstHostPort = 1u << 30;
 constexpr int kMaxAcceptsPerEvent = 64;
 constexpr int kMaxEvents = 64;
+// How long the listener rests after accept failed for lack of fds or memory.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 void drain(int fd) {
   uint64_t v;
   [[maybe_unused]] auto n = ::read(fd, &v, sizeof v);
 }
 
+// The limits, fitted to this process's RLIMIT_NOFILE (said once, on stderr).
+MuxerLimits fitted_limits(const MuxerLimits& wanted) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) return wanted;
+  const MuxerLimits l = fit_to_fd_limit(wanted, rl.rlim_cur);
+  static std::atomic<bool> said{false};
+  const bool shrunk =
+      l.max_connections != wanted.max_connections || l.max_pending_clients != wanted.max_pending_clients;
+  if (shrunk && !said.exchange(true))
+    fmt::print(stderr,
+               "vsock: RLIMIT_NOFILE {} is too low for {} streams and {} pending clients: serving at most {} "
+               "and {}\n",
+               rl.rlim_cur, wanted.max_connections, wanted.max_pending_clients, l.max_connections,
+               l.max_pending_clients);
+  return l;
+}
+
 }  // namespace
+
+MuxerLimits fit_to_fd_limit(MuxerLimits l, uint64_t fd_limit) {
+  const uint64_t wanted = uint64_t{l.max_connections} + l.max_pending_clients + kFdHeadroom;
+  if (fd_limit >= wanted && l.max_connections <= fd_limit && l.max_pending_clients <= fd_limit) return l;
+  const uint64_t budget = fd_limit > kFdHeadroom ? fd_limit - kFdHeadroom : 0;
+  // Pending clients get at most an eighth: streams are what the fds are for.
+  const uint64_t pending = std::min<uint64_t>(std::max<uint64_t>(budget / 8, 1), l.max_pending_clients);
+  const uint64_t streams = std::max<uint64_t>(budget > pending ? budget - pending : 0, 1);
+  l.max_pending_clients = static_cast<size_t>(pending);
+  l.max_connections = static_cast<size_t>(std::min<uint64_t>(streams, l.max_connections));
+  return l;
+}
 
 Muxer::Muxer(std::string path, uint64_t guest_cid, MuxerLimits limits)
     : guest_cid_(guest_cid),
-      limits_(limits),
+      limits_(fitted_limits(limits)),
       listener_(std::move(path)),
       epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)),
       stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
@@ -77,6 +114,8 @@ void Muxer::reset() {
   ctl_queue_.clear();
   rx_waiters_.clear();
   tx_stalled_ = false;
+  tx_buffer_full_ = false;
+  tx_full_since_.reset();
   guest_.reset();
 }
 
@@ -101,8 +140,12 @@ VsockStats Muxer::stats() const {
   s.rst_sent = get(rst_sent_);
   s.credit_updates_sent = get(credit_updates_);
   s.tx_stalls = get(tx_stalls_);
+  s.tx_buffer_stalls = get(tx_buffer_stalls_);
+  s.accept_pauses = get(accept_pauses_);
+  s.linger_resets = get(linger_resets_);
   std::lock_guard lock(mu_);
   s.connections = conns_.size();
+  s.bytes_buffered_to_host = buffered_to_host_;
   return s;
 }
 
@@ -165,8 +208,14 @@ void Muxer::handle_event(uint64_t token, uint32_t events) {
 
 void Muxer::on_listener() {
   for (int i = 0; i < kMaxAcceptsPerEvent; ++i) {
-    UniqueFd fd = listener_.accept();
-    if (!fd) return;
+    int err = 0;
+    UniqueFd fd = listener_.accept(err);
+    if (!fd) {
+      // Out of fds or memory the client stays queued and the level-triggered
+      // listener readable: watching it now would spin this thread.
+      if (err != EAGAIN) pause_listener();
+      return;
+    }
     if (clients_.size() >= limits_.max_pending_clients) {
       bump(host_failed_);
       continue;  // closed: the client retries later
@@ -180,6 +229,24 @@ void Muxer::on_listener() {
     clients_.emplace(id, PendingClient{std::move(fd), {}, deadline});
     arm_timer(deadline);
   }
+}
+
+void Muxer::pause_listener() {
+  epoll_event ev{};
+  ev.events = 0;
+  ev.data.u64 = kListenerToken;
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listener_.fd(), &ev);
+  listener_paused_until_ = Clock::now() + kAcceptBackoff;
+  bump(accept_pauses_);
+  arm_timer(*listener_paused_until_);
+}
+
+void Muxer::resume_listener() {
+  listener_paused_until_.reset();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenerToken;
+  ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_MOD, listener_.fd(), &ev);
 }
 
 void Muxer::on_client(uint64_t id) {
@@ -207,7 +274,8 @@ void Muxer::start_host_connect(UniqueFd fd, uint32_t guest_port) {
   }
   const ConnKey key{allocate_host_port(guest_port), guest_port};
   const uint64_t id = next_id_++;
-  auto conn = std::make_unique<Connection>(key, id, std::move(fd), Connection::State::kConnecting, true);
+  auto conn = std::make_unique<Connection>(key, id, std::move(fd), Connection::State::kConnecting, true,
+                                           &buffered_to_host_);
   conn->deadline = Clock::now() + limits_.connect_timeout;
   arm_timer(*conn->deadline);
   Connection& c = *conn;
@@ -298,10 +366,14 @@ void Muxer::on_host_readable(Connection& c) {
 }
 
 void Muxer::on_host_writable(Connection& c) {
+  const size_t before = c.buffered();
   if (!c.flush_to_host()) {
     kill(c);
     return;
   }
+  const bool progress = c.buffered() < before;
+  if (progress) c.host_progress = Clock::now();
+  update_linger(c, progress);
   if (!c.has_buffered()) {
     if (c.guest_shut_send) c.shut_host_write();
     if (c.both_shut()) {
@@ -342,11 +414,29 @@ void Muxer::arm_timer(Clock::time_point deadline) {
   if (::timerfd_settime(timer_fd_.get(), TFD_TIMER_ABSTIME, &its, nullptr) == 0) timer_armed_ = deadline;
 }
 
+void Muxer::update_linger(Connection& c, bool progress) {
+  if (c.state() != Connection::State::kEstablished) return;
+  if (!c.guest_shut_send || !c.has_buffered()) {
+    c.deadline.reset();
+    return;
+  }
+  if (c.deadline && !progress) return;
+  c.deadline = Clock::now() + limits_.linger_timeout;
+  arm_timer(*c.deadline);
+}
+
 void Muxer::on_timer() {
   timer_armed_.reset();
   const auto now = Clock::now();
   std::optional<Clock::time_point> next;
   auto later = [&](Clock::time_point t) { next = next ? std::min(*next, t) : t; };
+  if (listener_paused_until_) {
+    if (*listener_paused_until_ <= now) {
+      resume_listener();
+    } else {
+      later(*listener_paused_until_);
+    }
+  }
   for (auto it = clients_.begin(); it != clients_.end();) {
     if (it->second.deadline <= now) {
       bump(host_failed_);  // no full CONNECT line in time
@@ -356,7 +446,7 @@ void Muxer::on_timer() {
       ++it;
     }
   }
-  std::vector<ConnKey> expired;
+  std::vector<ConnKey> expired, stuck;
   for (const auto& [key, c] : conns_) {
     if (!c->deadline) continue;
     if (*c->deadline <= now) {
@@ -365,10 +455,30 @@ void Muxer::on_timer() {
       later(*c->deadline);
     }
   }
+  if (tx_full_since_) {
+    const auto since = *tx_full_since_;
+    if (since + limits_.linger_timeout <= now) {
+      // Still over the buffer cap: hosts that took nothing meanwhile lose their streams.
+      for (const auto& [key, c] : conns_)
+        if (c->has_buffered() && c->host_progress <= since) stuck.push_back(key);
+      tx_full_since_ = now;
+    }
+    later(*tx_full_since_ + limits_.linger_timeout);
+  }
+  for (const auto& key : stuck) {
+    Connection* c = find(key);
+    if (!c) continue;
+    bump(linger_resets_);
+    kill(*c);
+  }
   for (const auto& key : expired) {
     Connection* c = find(key);
     if (!c) continue;
-    bump(host_failed_);  // the guest did not answer our REQUEST
+    if (c->state() == Connection::State::kConnecting) {
+      bump(host_failed_);  // the guest did not answer our REQUEST
+    } else {
+      bump(linger_resets_);  // the host did not take the guest's last bytes
+    }
     kill(*c);
   }
   if (next) arm_timer(*next);

@@ -9,9 +9,16 @@
 //
 // Memory and work stay bounded whatever the guest does: at most
 // max_connections streams (each buffering at most Connection::kBufAlloc
-// bytes), at most max_rst_backlog RSTs waiting for RX buffers (beyond that
-// the device stops consuming TX until the guest posts RX buffers), and at
-// most max_pending_clients host clients that have not sent their CONNECT line.
+// bytes, and all together at most about max_buffered_to_host: beyond that
+// the device stops consuming TX until host sockets take some), at most
+// max_rst_backlog RSTs waiting for RX buffers (beyond that the device stops
+// consuming TX until the guest posts RX buffers), and at most
+// max_pending_clients host clients that have not sent their CONNECT line.
+// A stream the guest shut for sending whose host does not take the rest
+// within linger_timeout is reset, and so is, when TX has stopped at
+// max_buffered_to_host for linger_timeout, every stream whose host took
+// nothing in that time. Out of file descriptors, the listener
+// rests for a moment instead of spinning on the client it cannot accept.
 #pragma once
 
 #include <array>
@@ -40,7 +47,16 @@ struct MuxerLimits {
   size_t max_pending_clients = 64;  // accepted, CONNECT line not complete yet
   size_t max_rst_backlog = 256;     // RSTs for unknown streams waiting for RX buffers
   std::chrono::milliseconds connect_timeout{2000};  // CONNECT line, and the guest's answer
+  // After the guest's SHUTDOWN(SEND), how long the host may take no bytes
+  // of what is still buffered for it (each byte it takes restarts this).
+  std::chrono::milliseconds linger_timeout{10000};
+  size_t max_buffered_to_host = 32u << 20;  // bytes, all streams together
 };
+
+// `l` shrunk so that its sockets (streams, pending clients, and headroom
+// for the rest of the process) fit in `fd_limit` descriptors.
+inline constexpr size_t kFdHeadroom = 64;
+MuxerLimits fit_to_fd_limit(MuxerLimits l, uint64_t fd_limit);
 
 struct VsockStats {
   std::array<uint64_t, kRefusalCount> refused{};  // per Refusal
@@ -53,7 +69,11 @@ struct VsockStats {
   uint64_t rst_sent = 0;
   uint64_t credit_updates_sent = 0;
   uint64_t tx_stalls = 0;             // times TX stopped for lack of RX buffers
+  uint64_t tx_buffer_stalls = 0;      // times TX stopped at max_buffered_to_host
+  uint64_t accept_pauses = 0;         // times accept failed (no fds, no memory) and the listener rested
+  uint64_t linger_resets = 0;         // streams reset because the host did not take their last bytes
   size_t connections = 0;             // live table entries
+  size_t bytes_buffered_to_host = 0;  // guest → host bytes the host sockets have not taken yet
   uint64_t refusals(Refusal r) const { return refused[static_cast<size_t>(r)]; }
 };
 
@@ -74,6 +94,7 @@ class Muxer {
 
   VsockStats stats() const;
   const std::string& path() const { return listener_.path(); }
+  const MuxerLimits& limits() const { return limits_; }  // after fit_to_fd_limit
 
  private:
   struct PendingClient {
@@ -92,6 +113,10 @@ class Muxer {
   void on_host_readable(Connection& c);
   void on_host_writable(Connection& c);
   void on_timer();
+  void pause_listener();
+  void resume_listener();
+  // Starts, restarts or ends a stream's linger time (see MuxerLimits).
+  void update_linger(Connection& c, bool progress = false);
   void arm_timer(Clock::time_point deadline);
   void self_kick();
   uint32_t allocate_host_port(uint32_t guest_port);
@@ -128,6 +153,7 @@ class Muxer {
 
   mutable std::mutex mu_;  // everything below
   std::optional<GuestQueues> guest_;  // while the driver is up
+  size_t buffered_to_host_ = 0;  // kept by the streams' HostBuffers: declared before them
   std::unordered_map<ConnKey, std::unique_ptr<Connection>, ConnKeyHash> conns_;
   std::unordered_map<uint64_t, ConnKey> conn_ids_;  // epoll token → stream
   std::unordered_map<uint64_t, PendingClient> clients_;
@@ -138,6 +164,11 @@ class Muxer {
   uint32_t next_host_port_ = 1u << 30;
   std::optional<Clock::time_point> timer_armed_;
   bool tx_stalled_ = false;
+  bool tx_buffer_full_ = false;  // TX stopped at max_buffered_to_host
+  // Since when: stalled for linger_timeout, streams whose hosts took nothing
+  // meanwhile are reset, or the guest could not even close them.
+  std::optional<Clock::time_point> tx_full_since_;
+  std::optional<Clock::time_point> listener_paused_until_;
   std::vector<iovec> iov_;  // scratch for host → guest reads
 
   // Metrics: written under the lock, read by stats() without it.
@@ -145,7 +176,8 @@ class Muxer {
   static uint64_t get(const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); }
   RefusalCounters refused_{};
   std::atomic<uint64_t> host_ok_{0}, host_failed_{0}, guest_ok_{0}, guest_failed_{0}, bytes_to_host_{0},
-      bytes_to_guest_{0}, rst_sent_{0}, credit_updates_{0}, tx_stalls_{0};
+      bytes_to_guest_{0}, rst_sent_{0}, credit_updates_{0}, tx_stalls_{0}, tx_buffer_stalls_{0}, accept_pauses_{0},
+      linger_resets_{0};
 
   std::thread thread_;  // last: started once everything above exists
 };

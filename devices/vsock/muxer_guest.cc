@@ -33,6 +33,17 @@ void Muxer::process_tx() {
   // lock forever; the device thread continues through the kick eventfd.
   constexpr int kChainsPerCall = 512;
   for (int n = 0;; ++n) {
+    if (buffered_to_host_ >= limits_.max_buffered_to_host) {
+      // Host sockets are not keeping up: leave the guest's packets on the
+      // ring until they take some (pump_rx() restarts us).
+      if (!tx_buffer_full_) {
+        bump(tx_buffer_stalls_);
+        tx_full_since_ = Clock::now();
+        arm_timer(*tx_full_since_ + limits_.linger_timeout);
+      }
+      tx_buffer_full_ = true;
+      break;
+    }
     if (rst_backlog_.size() >= limits_.max_rst_backlog) {
       pump_rx();
       if (rst_backlog_.size() >= limits_.max_rst_backlog) {
@@ -107,10 +118,18 @@ void Muxer::handle_packet(const TxPacket& p) {
 
 void Muxer::on_guest_request(const ConnKey& key, const Header& h) {
   if (Connection* old = find(key)) {
-    refuse(Refusal::kDuplicateRequest);
-    kill(*old);
-    return;
+    if (old->state() != Connection::State::kClosed) {
+      refuse(Refusal::kDuplicateRequest);
+      kill(*old);
+      return;
+    }
+    // Only our RST for the old stream was left, and the guest has moved on:
+    // sent now, it would reset the new stream. Drop it and serve the REQUEST.
+    free_connection(key);
   }
+  // Likewise RSTs we owe for earlier packets on this tuple.
+  std::erase_if(rst_backlog_,
+                [&](const Header& r) { return r.src_port == key.host_port && r.dst_port == key.guest_port; });
   if (conns_.size() >= limits_.max_connections) {
     refuse(Refusal::kConnectionLimit);
     queue_rst_reply(h);
@@ -123,7 +142,8 @@ void Muxer::on_guest_request(const ConnKey& key, const Header& h) {
     return;
   }
   const uint64_t id = next_id_++;
-  auto conn = std::make_unique<Connection>(key, id, std::move(fd), Connection::State::kEstablished, false);
+  auto conn = std::make_unique<Connection>(key, id, std::move(fd), Connection::State::kEstablished, false,
+                                           &buffered_to_host_);
   conn->update_peer_credit(h.buf_alloc, h.fwd_cnt);
   Connection& c = *conn;
   conns_.emplace(key, std::move(conn));
@@ -148,15 +168,19 @@ void Muxer::on_guest_response(Connection& c) {
 }
 
 void Muxer::on_guest_shutdown(Connection& c, uint32_t flags) {
-  if (flags & VIRTIO_VSOCK_SHUTDOWN_RCV) c.guest_shut_rcv = true;
+  if (flags & VIRTIO_VSOCK_SHUTDOWN_RCV) {
+    c.guest_shut_rcv = true;
+    c.shut_host_read();  // the host's writes fail now rather than block forever
+  }
   if (flags & VIRTIO_VSOCK_SHUTDOWN_SEND) {
     c.guest_shut_send = true;
     if (!c.has_buffered()) c.shut_host_write();  // else once flushed
   }
   if (c.both_shut()) {
-    finish_if_done(c);
-    return;
+    finish_if_done(c);  // queues the RST; `c` lives until it is sent
+    if (c.state() == Connection::State::kClosed) return;
   }
+  update_linger(c);
   update_interest(c);
 }
 
@@ -173,10 +197,12 @@ void Muxer::on_guest_rw(Connection& c, const TxPacket& p) {
     return;
   }
   if (len == 0) return;
+  const bool was_empty = !c.has_buffered();
   if (!c.send_to_host(guest_->mem(), p.payload, len)) {
     kill(c);
     return;
   }
+  if (was_empty && c.has_buffered()) c.host_progress = Clock::now();
   bump(bytes_to_host_, len);
   if (c.credit_update_due()) queue_control(c, Connection::kPendCreditUpdate);
   update_interest(c);
@@ -294,6 +320,11 @@ void Muxer::pump_rx() {
   if (tx_stalled_ && rst_backlog_.size() < limits_.max_rst_backlog) {
     tx_stalled_ = false;
     self_kick();  // the device thread resumes TX
+  }
+  if (tx_buffer_full_ && buffered_to_host_ < limits_.max_buffered_to_host) {
+    tx_buffer_full_ = false;
+    tx_full_since_.reset();
+    self_kick();
   }
 }
 
