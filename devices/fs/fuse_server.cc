@@ -1,0 +1,348 @@
+#include "devices/fs/fuse_server.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <string>
+#include <vector>
+
+namespace ksbox::devices::fs {
+
+const char* to_string(Malformed m) {
+  switch (m) {
+    case Malformed::kShortHeader: return "short header";
+    case Malformed::kLengthMismatch: return "length mismatch";
+    case Malformed::kNoReplySpace: return "no reply space";
+    case Malformed::kTruncatedArgs: return "truncated arguments";
+    case Malformed::kTrailingBytes: return "trailing bytes";
+    case Malformed::kBadName: return "bad name";
+    case Malformed::kUnknownNode: return "unknown nodeid";
+    case Malformed::kNotInitialized: return "not initialized";
+    case Malformed::kBadInit: return "bad init";
+    case Malformed::kExtensions: return "request extensions";
+    case Malformed::kBadCount: return "bad count";
+    case Malformed::kReplyTooLarge: return "reply too large";
+    case Malformed::kForgetExcess: return "forget beyond lookup count";
+    case Malformed::kCount: break;
+  }
+  return "?";
+}
+
+struct FuseServer::Ctx {
+  fuse_in_header h;
+  RequestReader in;
+  ReplyWriter out;
+  std::vector<char> name, name2;
+
+  template <typename T>
+  bool arg(T& v) {
+    auto r = in.read<T>();
+    if (r) v = *r;
+    return r.has_value();
+  }
+};
+
+namespace {
+constexpr size_t kOutHdr = sizeof(fuse_out_header);
+
+// Flags we implement, offered only when the guest offers them too.
+constexpr uint32_t kInitFlags =
+    FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_MAX_PAGES;
+}  // namespace
+
+FuseServer::FuseServer(std::unique_ptr<Passthrough> fs) : fs_(std::move(fs)) {}
+
+size_t FuseServer::handle(InSpans in, OutSpans out) {
+  ++stats_.requests;
+  const size_t have = total_size(in);
+  RequestReader reader(in, have);
+  auto h = reader.read<fuse_in_header>();
+  if (!h) {
+    ++stats_.malformed[static_cast<size_t>(Malformed::kShortHeader)];
+    return 0;
+  }
+  if (h->len != have) {
+    ++stats_.malformed[static_cast<size_t>(Malformed::kLengthMismatch)];
+    return 0;
+  }
+  Ctx c{*h, reader, ReplyWriter(out), {}, {}};
+  const bool no_reply = h->opcode == FUSE_FORGET || h->opcode == FUSE_BATCH_FORGET;
+  if (!no_reply && c.out.capacity() < kOutHdr) {
+    ++stats_.malformed[static_cast<size_t>(Malformed::kNoReplySpace)];
+    return 0;
+  }
+  if (h->total_extlen != 0) return no_reply ? fail(c, Malformed::kExtensions, 0) : fail(c, Malformed::kExtensions, -EINVAL);
+  return dispatch(c);
+}
+
+size_t FuseServer::reply(Ctx& c, int error, const void* body, size_t body_len) {
+  if (c.h.opcode == FUSE_FORGET || c.h.opcode == FUSE_BATCH_FORGET) return 0;
+  if (error != 0) body_len = 0;
+  if (body_len > c.out.capacity() - kOutHdr) {
+    ++stats_.malformed[static_cast<size_t>(Malformed::kReplyTooLarge)];
+    error = -ERANGE;
+    body_len = 0;
+  }
+  fuse_out_header oh{};
+  oh.len = static_cast<uint32_t>(kOutHdr + body_len);
+  oh.error = error;
+  oh.unique = c.h.unique;
+  c.out.write_at(0, &oh, kOutHdr);
+  if (body_len) c.out.write_at(kOutHdr, body, body_len);
+  return kOutHdr + body_len;
+}
+
+size_t FuseServer::fail(Ctx& c, Malformed why, int error) {
+  ++stats_.malformed[static_cast<size_t>(why)];
+  return reply(c, error);
+}
+
+size_t FuseServer::do_init(Ctx& c) {
+  if (initialized_) return fail(c, Malformed::kNotInitialized, -EPROTO);
+  // Before 7.36 fuse_init_in is 16 bytes; from 7.36 it is the full struct.
+  constexpr size_t kShortInit = 16;
+  fuse_init_in ii{};
+  if (!c.in.read(&ii, kShortInit)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+  if (c.in.remaining() == sizeof ii - kShortInit) {
+    c.in.read(reinterpret_cast<uint8_t*>(&ii) + kShortInit, sizeof ii - kShortInit);
+  } else if (c.in.remaining() != 0) {
+    return fail(c, Malformed::kTrailingBytes, -EINVAL);
+  }
+  if (ii.major != FUSE_KERNEL_VERSION || ii.minor < kMinMinor) return fail(c, Malformed::kBadInit, -EPROTO);
+  fuse_init_out io{};
+  io.major = FUSE_KERNEL_VERSION;
+  io.minor = std::min<uint32_t>(ii.minor, FUSE_KERNEL_MINOR_VERSION);
+  io.max_readahead = std::min(ii.max_readahead, kMaxReadahead);
+  io.flags = ii.flags & kInitFlags;
+  io.max_background = 64;
+  io.congestion_threshold = 48;
+  io.max_write = kMaxWrite;
+  io.time_gran = 1;
+  if (io.flags & FUSE_MAX_PAGES) io.max_pages = static_cast<uint16_t>(kMaxWrite / 4096);
+  initialized_ = true;
+  minor_ = io.minor;
+  return reply(c, 0, &io, sizeof io);
+}
+
+size_t FuseServer::do_batch_forget(Ctx& c) {
+  fuse_batch_forget_in bf{};
+  if (!c.arg(bf)) return fail(c, Malformed::kTruncatedArgs, 0);
+  // Trust the count only as far as the payload that arrived.
+  if (static_cast<uint64_t>(bf.count) * sizeof(fuse_forget_one) != c.in.remaining())
+    return fail(c, Malformed::kBadCount, 0);
+  for (uint32_t i = 0; i < bf.count; ++i) {
+    fuse_forget_one f{};
+    c.arg(f);
+    if (!fs_->known(f.nodeid)) ++stats_.malformed[static_cast<size_t>(Malformed::kUnknownNode)];
+    else if (fs_->forget(f.nodeid, f.nlookup)) ++stats_.malformed[static_cast<size_t>(Malformed::kForgetExcess)];
+  }
+  return 0;
+}
+
+size_t FuseServer::do_read(Ctx& c) {
+  fuse_read_in ri{};
+  if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+  if (c.in.remaining()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+  const size_t size = std::min<size_t>(ri.size, kMaxWrite);
+  if (size > c.out.capacity() - kOutHdr) return fail(c, Malformed::kReplyTooLarge, -EINVAL);
+  const auto dst = c.out.spans_at(kOutHdr, size);
+  const ssize_t n = fs_->read(ri.fh, ri.offset, dst);
+  if (n < 0) return reply(c, static_cast<int>(n));
+  fuse_out_header oh{};
+  oh.len = static_cast<uint32_t>(kOutHdr + static_cast<size_t>(n));
+  oh.unique = c.h.unique;
+  c.out.write_at(0, &oh, kOutHdr);
+  return oh.len;
+}
+
+size_t FuseServer::do_write(Ctx& c) {
+  fuse_write_in wi{};
+  if (!c.arg(wi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+  if (wi.size > kMaxWrite) return fail(c, Malformed::kBadCount, -EINVAL);
+  if (c.in.remaining() < wi.size) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+  if (c.in.remaining() > wi.size) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+  const auto src = c.in.take_spans(wi.size);
+  const ssize_t n = fs_->write(wi.fh, wi.offset, *src);
+  if (n < 0) return reply(c, static_cast<int>(n));
+  fuse_write_out wo{};
+  wo.size = static_cast<uint32_t>(n);
+  return reply(c, 0, &wo, sizeof wo);
+}
+
+size_t FuseServer::do_readdir(Ctx& c, bool plus) {
+  fuse_read_in ri{};
+  if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+  if (c.in.remaining()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+  const size_t size = std::min({size_t{ri.size}, size_t{kMaxWrite}, c.out.capacity() - kOutHdr});
+  std::vector<uint8_t> body;
+  if (int r = fs_->readdir(c.h.nodeid, ri.fh, ri.offset, size, plus, body)) return reply(c, r);
+  return reply(c, 0, body.data(), body.size());
+}
+
+size_t FuseServer::dispatch(Ctx& c) {
+  const uint32_t op = c.h.opcode;
+  if (op == FUSE_INIT) return do_init(c);
+  if (!initialized_) return fail(c, Malformed::kNotInitialized, -EIO);
+
+  // Helpers for the argument shapes: a name (or two) filling the rest.
+  auto name = [&](std::vector<char>& v, size_t max) {
+    return c.in.read_cstring(max, v) && valid_name(std::string_view(v.data(), v.size()));
+  };
+  auto sv = [](const std::vector<char>& v) { return std::string_view(v.data(), v.size()); };
+  auto done = [&] { return c.in.remaining() == 0; };
+  auto entry_reply = [&](int r, const fuse_entry_out& e) { return r ? reply(c, r) : reply(c, 0, &e, sizeof e); };
+
+  switch (op) {
+    case FUSE_DESTROY:
+      initialized_ = false;
+      return reply(c, 0);
+    case FUSE_BATCH_FORGET: return do_batch_forget(c);
+    case FUSE_LOOKUP: case FUSE_FORGET: case FUSE_GETATTR: case FUSE_SETATTR: case FUSE_STATFS:
+    case FUSE_OPENDIR: case FUSE_READDIR: case FUSE_READDIRPLUS: case FUSE_RELEASEDIR: case FUSE_FSYNCDIR:
+    case FUSE_OPEN: case FUSE_READ: case FUSE_WRITE: case FUSE_RELEASE: case FUSE_FLUSH: case FUSE_FSYNC:
+    case FUSE_READLINK: case FUSE_CREATE: case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR:
+    case FUSE_RENAME: case FUSE_RENAME2: case FUSE_SYMLINK: case FUSE_LINK:
+      break;
+    default:
+      ++stats_.unsupported;
+      return reply(c, -ENOSYS);
+  }
+  if (!fs_->known(c.h.nodeid)) return fail(c, Malformed::kUnknownNode, -ESTALE);
+
+  switch (op) {
+    case FUSE_LOOKUP: {
+      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      fuse_entry_out e{};
+      return entry_reply(fs_->lookup(c.h.nodeid, sv(c.name), e), e);
+    }
+    case FUSE_FORGET: {
+      fuse_forget_in fi{};
+      if (!c.arg(fi) || !done()) return fail(c, Malformed::kTruncatedArgs, 0);
+      if (fs_->forget(c.h.nodeid, fi.nlookup)) ++stats_.malformed[static_cast<size_t>(Malformed::kForgetExcess)];
+      return 0;
+    }
+    case FUSE_GETATTR: {
+      fuse_getattr_in gi{};
+      if (!c.arg(gi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      fuse_attr_out ao{};
+      const int r = fs_->getattr(c.h.nodeid, ao);
+      return r ? reply(c, r) : reply(c, 0, &ao, sizeof ao);
+    }
+    case FUSE_SETATTR: {
+      fuse_setattr_in si{};
+      if (!c.arg(si)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      fuse_attr_out ao{};
+      const int r = fs_->setattr(c.h.nodeid, si, ao);
+      return r ? reply(c, r) : reply(c, 0, &ao, sizeof ao);
+    }
+    case FUSE_STATFS: {
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      fuse_statfs_out so{};
+      const int r = fs_->statfs(c.h.nodeid, so.st);
+      return r ? reply(c, r) : reply(c, 0, &so, sizeof so);
+    }
+    case FUSE_OPENDIR:
+    case FUSE_OPEN: {
+      fuse_open_in oi{};
+      if (!c.arg(oi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      fuse_open_out oo{};
+      const int r = op == FUSE_OPEN ? fs_->open(c.h.nodeid, oi.flags, oo.fh) : fs_->opendir(c.h.nodeid, oo.fh);
+      return r ? reply(c, r) : reply(c, 0, &oo, sizeof oo);
+    }
+    case FUSE_READDIR: return do_readdir(c, false);
+    case FUSE_READDIRPLUS: return do_readdir(c, true);
+    case FUSE_RELEASEDIR:
+    case FUSE_RELEASE: {
+      fuse_release_in ri{};
+      if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      return reply(c, fs_->release(ri.fh, op == FUSE_RELEASEDIR));
+    }
+    case FUSE_FLUSH: {
+      fuse_flush_in fi{};
+      if (!c.arg(fi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      return reply(c, fs_->flush(fi.fh));
+    }
+    case FUSE_FSYNC:
+    case FUSE_FSYNCDIR: {
+      fuse_fsync_in fi{};
+      if (!c.arg(fi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      return reply(c, fs_->fsync(fi.fh, fi.fsync_flags & 1, op == FUSE_FSYNCDIR));
+    }
+    case FUSE_READ: return do_read(c);
+    case FUSE_WRITE: return do_write(c);
+    case FUSE_READLINK: {
+      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      std::string target;
+      const int r = fs_->readlink(c.h.nodeid, target);
+      return r ? reply(c, r) : reply(c, 0, target.data(), target.size());
+    }
+    case FUSE_CREATE: {
+      fuse_create_in ci{};
+      if (!c.arg(ci)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      struct {
+        fuse_entry_out e;
+        fuse_open_out o;
+      } body{};
+      const int r = fs_->create(c.h.nodeid, sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
+      return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
+    }
+    case FUSE_MKDIR: {
+      fuse_mkdir_in mi{};
+      if (!c.arg(mi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      fuse_entry_out e{};
+      return entry_reply(fs_->mkdir(c.h.nodeid, sv(c.name), mi.mode, e), e);
+    }
+    case FUSE_UNLINK:
+    case FUSE_RMDIR: {
+      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      return reply(c, op == FUSE_UNLINK ? fs_->unlink(c.h.nodeid, sv(c.name)) : fs_->rmdir(c.h.nodeid, sv(c.name)));
+    }
+    case FUSE_RENAME:
+    case FUSE_RENAME2: {
+      uint64_t newdir = 0;
+      uint32_t flags = 0;
+      if (op == FUSE_RENAME) {
+        fuse_rename_in ri{};
+        if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+        newdir = ri.newdir;
+      } else {
+        fuse_rename2_in ri{};
+        if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+        newdir = ri.newdir;
+        flags = ri.flags;
+      }
+      if (!name(c.name, NAME_MAX) || !name(c.name2, NAME_MAX) || !done())
+        return fail(c, Malformed::kBadName, -EINVAL);
+      if (!fs_->known(newdir)) return fail(c, Malformed::kUnknownNode, -ESTALE);
+      return reply(c, fs_->rename(c.h.nodeid, sv(c.name), newdir, sv(c.name2), flags));
+    }
+    case FUSE_SYMLINK: {
+      // name, then the target: any bytes but NUL, shorter than PATH_MAX.
+      if (!name(c.name, NAME_MAX) || !c.in.read_cstring(PATH_MAX - 1, c.name2) || c.name2.empty() || !done())
+        return fail(c, Malformed::kBadName, -EINVAL);
+      fuse_entry_out e{};
+      return entry_reply(fs_->symlink(c.h.nodeid, sv(c.name), sv(c.name2), e), e);
+    }
+    case FUSE_LINK: {
+      fuse_link_in li{};
+      if (!c.arg(li)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
+      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!fs_->known(li.oldnodeid)) return fail(c, Malformed::kUnknownNode, -ESTALE);
+      fuse_entry_out e{};
+      return entry_reply(fs_->link(li.oldnodeid, c.h.nodeid, sv(c.name), e), e);
+    }
+    default: break;
+  }
+  ++stats_.unsupported;
+  return reply(c, -ENOSYS);
+}
+
+}  // namespace ksbox::devices::fs

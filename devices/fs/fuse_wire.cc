@@ -1,0 +1,119 @@
+#include "devices/fs/fuse_wire.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+namespace ksbox::devices::fs {
+
+size_t total_size(InSpans spans) {
+  size_t n = 0;
+  for (const auto& s : spans) n += s.size();
+  return n;
+}
+
+size_t total_size(OutSpans spans) {
+  size_t n = 0;
+  for (const auto& s : spans) n += s.size();
+  return n;
+}
+
+RequestReader::RequestReader(InSpans spans, size_t limit) : spans_(spans), limit_(limit) {
+  const size_t have = total_size(spans);
+  if (limit_ > have) limit_ = have;
+}
+
+bool RequestReader::read(void* dst, size_t n) {
+  if (n > remaining()) return false;
+  auto* out = static_cast<uint8_t*>(dst);
+  size_t done = 0;
+  while (done < n) {
+    const auto& s = spans_[seg_];
+    const size_t chunk = std::min(n - done, s.size() - seg_off_);
+    std::memcpy(out + done, s.data() + seg_off_, chunk);
+    done += chunk;
+    seg_off_ += chunk;
+    if (seg_off_ == s.size()) {
+      ++seg_;
+      seg_off_ = 0;
+    }
+  }
+  pos_ += n;
+  return true;
+}
+
+std::optional<std::vector<std::span<const uint8_t>>> RequestReader::take_spans(size_t n) {
+  if (n > remaining()) return std::nullopt;
+  std::vector<std::span<const uint8_t>> out;
+  size_t done = 0;
+  while (done < n) {
+    const auto& s = spans_[seg_];
+    const size_t chunk = std::min(n - done, s.size() - seg_off_);
+    if (chunk) out.push_back(s.subspan(seg_off_, chunk));
+    done += chunk;
+    seg_off_ += chunk;
+    if (seg_off_ == s.size()) {
+      ++seg_;
+      seg_off_ = 0;
+    }
+  }
+  pos_ += n;
+  return out;
+}
+
+bool RequestReader::read_cstring(size_t max_len, std::vector<char>& out) {
+  out.clear();
+  // Scan without consuming, then consume string + NUL.
+  size_t seg = seg_, off = seg_off_;
+  for (size_t i = 0; i < remaining() && i <= max_len; ++i) {
+    while (off == spans_[seg].size()) {
+      ++seg;
+      off = 0;
+    }
+    const char c = static_cast<char>(spans_[seg][off++]);
+    if (c == '\0') {
+      out.resize(i);
+      if (i) read(out.data(), i);
+      char nul;
+      read(&nul, 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+ReplyWriter::ReplyWriter(OutSpans spans) : spans_(spans), capacity_(total_size(spans)) {}
+
+bool ReplyWriter::write_at(size_t off, const void* src, size_t n) {
+  if (off > capacity_ || n > capacity_ - off) return false;
+  const auto* in = static_cast<const uint8_t*>(src);
+  for (const auto& part : spans_at(off, n)) {
+    std::memcpy(part.data(), in, part.size());
+    in += part.size();
+  }
+  return true;
+}
+
+std::vector<std::span<uint8_t>> ReplyWriter::spans_at(size_t off, size_t n) const {
+  std::vector<std::span<uint8_t>> out;
+  for (const auto& s : spans_) {
+    if (n == 0) break;
+    if (off >= s.size()) {
+      off -= s.size();
+      continue;
+    }
+    const size_t chunk = std::min(n, s.size() - off);
+    out.push_back(s.subspan(off, chunk));
+    n -= chunk;
+    off = 0;
+  }
+  return out;
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > NAME_MAX) return false;
+  if (name == "." || name == "..") return false;
+  return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
+}  // namespace ksbox::devices::fs

@@ -1,0 +1,424 @@
+#include "devices/fs/passthrough.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+
+#include "vmm/error.h"
+
+namespace ksbox::devices::fs {
+namespace {
+
+constexpr uint32_t kModeMask = 07777 & ~(S_ISUID | S_ISGID);
+// Open flags passed through to the host; the rest (O_CREAT, O_EXCL, O_NOATIME,
+// O_DIRECT, O_PATH, ...) are decided here, not by the guest.
+constexpr int kOpenFlagsPassed = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC;
+
+InodeTable make_table(const std::string& root, size_t max_inodes) {
+  UniqueFd fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) throw_errno("share root " + root);
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) throw_errno("stat of share root " + root);
+  return InodeTable(std::move(fd), st.st_dev, st.st_ino, max_inodes);
+}
+
+bool mutating_open(uint32_t flags) {
+  return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
+}
+
+// The record header of getdents64 (struct linux_dirent64 without the name).
+struct HostDirent {
+  uint64_t ino;
+  int64_t off;
+  uint16_t reclen;
+  uint8_t type;
+};
+constexpr size_t kHostDirentName = 19;  // offsetof(linux_dirent64, d_name)
+
+}  // namespace
+
+Passthrough::Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine)
+    : opts_(opts),
+      engine_(engine ? std::move(engine) : std::make_unique<SyncIoEngine>()),
+      proc_self_fd_(::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC)),
+      inodes_(make_table(root, opts.max_inodes)) {
+  if (!proc_self_fd_) throw_errno("open /proc/self/fd");
+}
+
+UniqueFd Passthrough::open_beneath(int dirfd, std::string_view name, int flags) const {
+  const std::string n(name);
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
+  how.mode = 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd;
+  do {
+    fd = ::syscall(SYS_openat2, dirfd, n.c_str(), &how, sizeof how);
+  } while (fd < 0 && errno == EAGAIN);
+  return UniqueFd(static_cast<int>(fd));
+}
+
+std::string Passthrough::proc_name(const Inode& node) const { return std::to_string(node.fd.get()); }
+
+UniqueFd Passthrough::reopen(const Inode& node, int flags) const {
+  // Callers checked the type on the O_PATH fd; the magic link reaches that
+  // same inode, whatever happened to its name since.
+  return UniqueFd(::openat(proc_self_fd_.get(), proc_name(node).c_str(), flags | O_CLOEXEC | O_NOCTTY));
+}
+
+int Passthrough::stat_node(const Inode& node, struct stat& st) const {
+  return ::fstatat(node.fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+void Passthrough::fill_attr(const struct stat& st, fuse_attr& a) const {
+  a = {};
+  a.ino = st.st_ino;
+  a.size = static_cast<uint64_t>(st.st_size);
+  a.blocks = static_cast<uint64_t>(st.st_blocks);
+  a.atime = static_cast<uint64_t>(st.st_atim.tv_sec);
+  a.mtime = static_cast<uint64_t>(st.st_mtim.tv_sec);
+  a.ctime = static_cast<uint64_t>(st.st_ctim.tv_sec);
+  a.atimensec = static_cast<uint32_t>(st.st_atim.tv_nsec);
+  a.mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+  a.ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
+  a.mode = st.st_mode;
+  a.nlink = static_cast<uint32_t>(st.st_nlink);
+  a.uid = st.st_uid;
+  a.gid = st.st_gid;
+  a.rdev = static_cast<uint32_t>(st.st_rdev);
+  a.blksize = static_cast<uint32_t>(st.st_blksize);
+}
+
+int Passthrough::entry_for(int dirfd, std::string_view name, fuse_entry_out& out) {
+  UniqueFd fd = open_beneath(dirfd, name, O_PATH);
+  if (!fd) return -errno;
+  return entry_from(std::move(fd), out);
+}
+
+int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out) {
+  struct stat st{};
+  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+  const uint64_t id = inodes_.ref(std::move(fd), st.st_dev, st.st_ino);
+  if (id == 0) return -ENFILE;
+  out = {};
+  out.nodeid = id;
+  out.entry_valid = opts_.entry_timeout_s;
+  out.attr_valid = opts_.attr_timeout_s;
+  fill_attr(st, out.attr);
+  return 0;
+}
+
+int Passthrough::lookup(uint64_t parent, std::string_view name, fuse_entry_out& out) {
+  Inode* dir = inodes_.get(parent);
+  if (!dir) return -ESTALE;
+  return entry_for(dir->fd.get(), name, out);
+}
+
+int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out) {
+  Inode* node = inodes_.get(nodeid);
+  if (!node) return -ESTALE;
+  struct stat st{};
+  if (int r = stat_node(*node, st)) return r;
+  out = {};
+  out.attr_valid = opts_.attr_timeout_s;
+  fill_attr(st, out.attr);
+  return 0;
+}
+
+int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_out& out) {
+  Inode* node = inodes_.get(nodeid);
+  if (!node) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  struct stat st{};
+  if (int r = stat_node(*node, st)) return r;
+  const bool special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+  const std::string self = proc_name(*node);
+  if (in.valid & FATTR_MODE) {
+    if (special) return -EOPNOTSUPP;  // symlinks and special files: not through /proc
+    if (::fchmodat(proc_self_fd_.get(), self.c_str(), in.mode & kModeMask, 0) != 0) return -errno;
+  }
+  if (in.valid & (FATTR_UID | FATTR_GID)) {
+    const uid_t uid = (in.valid & FATTR_UID) ? in.uid : static_cast<uid_t>(-1);
+    const gid_t gid = (in.valid & FATTR_GID) ? in.gid : static_cast<gid_t>(-1);
+    if (::fchownat(node->fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return -errno;
+  }
+  if (in.valid & FATTR_SIZE) {
+    if (!S_ISREG(st.st_mode)) return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+    if (in.size > static_cast<uint64_t>(INT64_MAX)) return -EFBIG;
+    Handle* h = (in.valid & FATTR_FH) ? handle(in.fh, false) : nullptr;
+    UniqueFd tmp;
+    int fd = h ? h->fd.get() : -1;
+    if (fd < 0) {
+      tmp = reopen(*node, O_WRONLY);
+      if (!tmp) return -errno;
+      fd = tmp.get();
+    }
+    if (::ftruncate(fd, static_cast<off_t>(in.size)) != 0) return -errno;
+  }
+  if (in.valid & (FATTR_ATIME | FATTR_MTIME)) {
+    if (special) return -EOPNOTSUPP;
+    timespec ts[2];
+    ts[0] = {static_cast<time_t>(in.atime), static_cast<long>(in.atimensec)};
+    ts[1] = {static_cast<time_t>(in.mtime), static_cast<long>(in.mtimensec)};
+    if (!(in.valid & FATTR_ATIME)) ts[0].tv_nsec = UTIME_OMIT;
+    else if (in.valid & FATTR_ATIME_NOW) ts[0].tv_nsec = UTIME_NOW;
+    if (!(in.valid & FATTR_MTIME)) ts[1].tv_nsec = UTIME_OMIT;
+    else if (in.valid & FATTR_MTIME_NOW) ts[1].tv_nsec = UTIME_NOW;
+    if (::utimensat(proc_self_fd_.get(), self.c_str(), ts, 0) != 0) return -errno;
+  }
+  return getattr(nodeid, out);
+}
+
+int Passthrough::statfs(uint64_t nodeid, fuse_kstatfs& out) {
+  Inode* node = inodes_.get(nodeid);
+  if (!node) return -ESTALE;
+  struct statvfs sv{};
+  if (::fstatvfs(node->fd.get(), &sv) != 0) return -errno;
+  out = {};
+  out.blocks = sv.f_blocks;
+  out.bfree = sv.f_bfree;
+  out.bavail = sv.f_bavail;
+  out.files = sv.f_files;
+  out.ffree = sv.f_ffree;
+  out.bsize = static_cast<uint32_t>(sv.f_bsize);
+  out.namelen = static_cast<uint32_t>(sv.f_namemax);
+  out.frsize = static_cast<uint32_t>(sv.f_frsize);
+  return 0;
+}
+
+int Passthrough::readlink(uint64_t nodeid, std::string& target) {
+  Inode* node = inodes_.get(nodeid);
+  if (!node) return -ESTALE;
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlinkat(node->fd.get(), "", buf, sizeof buf);
+  if (n < 0) return -errno;
+  if (static_cast<size_t>(n) >= sizeof buf) return -ENAMETOOLONG;
+  target.assign(buf, static_cast<size_t>(n));
+  return 0;
+}
+
+int Passthrough::add_handle(UniqueFd fd, bool dir, uint64_t& fh) {
+  if (handles_.size() >= opts_.max_handles) return -ENFILE;
+  fh = next_fh_++;
+  handles_.emplace(fh, Handle{std::move(fd), dir});
+  return 0;
+}
+
+Passthrough::Handle* Passthrough::handle(uint64_t fh, bool dir) {
+  auto it = handles_.find(fh);
+  if (it == handles_.end() || it->second.dir != dir) return nullptr;
+  return &it->second;
+}
+
+int Passthrough::opendir(uint64_t nodeid, uint64_t& fh) {
+  Inode* node = inodes_.get(nodeid);
+  if (!node) return -ESTALE;
+  struct stat st{};
+  if (int r = stat_node(*node, st)) return r;
+  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+  UniqueFd fd = reopen(*node, O_RDONLY | O_DIRECTORY);
+  if (!fd) return -errno;
+  return add_handle(std::move(fd), true, fh);
+}
+
+int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t size, bool plus,
+                         std::vector<uint8_t>& out) {
+  Inode* dir = inodes_.get(nodeid);
+  Handle* h = handle(fh, true);
+  if (!dir || !h) return -EBADF;
+  // Directory offsets are the host's d_off cookies: seek to the guest's.
+  if (offset > static_cast<uint64_t>(INT64_MAX)) return -EINVAL;
+  if (::lseek(h->fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return -errno;
+  alignas(8) uint8_t buf[16384];
+  const size_t start = out.size();
+  for (;;) {
+    const long n = ::syscall(SYS_getdents64, h->fd.get(), buf, sizeof buf);
+    if (n < 0) return out.size() > start ? 0 : -errno;
+    if (n == 0) return 0;
+    for (size_t pos = 0; pos < static_cast<size_t>(n);) {
+      HostDirent d{};
+      std::memcpy(&d.ino, buf + pos, 8);
+      std::memcpy(&d.off, buf + pos + 8, 8);
+      std::memcpy(&d.reclen, buf + pos + 16, 2);
+      std::memcpy(&d.type, buf + pos + 18, 1);
+      const char* name = reinterpret_cast<const char*>(buf + pos + kHostDirentName);
+      const size_t namelen = ::strnlen(name, d.reclen - kHostDirentName);
+      pos += d.reclen;
+      const size_t head = plus ? sizeof(fuse_entry_out) + FUSE_NAME_OFFSET : FUSE_NAME_OFFSET;
+      const size_t rec = FUSE_DIRENT_ALIGN(head + namelen);
+      if (out.size() - start + rec > size) return 0;  // full: the guest resumes at the last off
+      fuse_entry_out entry{};
+      const std::string_view nv(name, namelen);
+      if (plus && nv != "." && nv != "..") {
+        // The guest takes a lookup reference for every entry it receives.
+        if (entry_for(h->fd.get(), nv, entry) != 0) continue;  // vanished since getdents
+      }
+      fuse_dirent de{};
+      de.ino = d.ino;
+      de.off = static_cast<uint64_t>(d.off);
+      de.namelen = static_cast<uint32_t>(namelen);
+      de.type = d.type;
+      const size_t at = out.size();
+      out.resize(at + rec, 0);
+      uint8_t* p = out.data() + at;
+      if (plus) {
+        std::memcpy(p, &entry, sizeof entry);
+        p += sizeof entry;
+      }
+      std::memcpy(p, &de, FUSE_NAME_OFFSET);
+      std::memcpy(p + FUSE_NAME_OFFSET, name, namelen);
+    }
+  }
+}
+
+int Passthrough::open(uint64_t nodeid, uint32_t flags, uint64_t& fh) {
+  Inode* node = inodes_.get(nodeid);
+  if (!node) return -ESTALE;
+  if ((flags & O_ACCMODE) == O_ACCMODE) return -EINVAL;
+  if (opts_.read_only && mutating_open(flags)) return -EROFS;
+  struct stat st{};
+  if (int r = stat_node(*node, st)) return r;
+  if (S_ISDIR(st.st_mode)) return -EISDIR;
+  if (S_ISLNK(st.st_mode)) return -ELOOP;
+  if (!S_ISREG(st.st_mode)) return -EACCES;  // device, FIFO, socket: never opened on the host
+  UniqueFd fd = reopen(*node, static_cast<int>(flags) & kOpenFlagsPassed);
+  if (!fd) return -errno;
+  return add_handle(std::move(fd), false, fh);
+}
+
+int Passthrough::release(uint64_t fh, bool dir) {
+  if (!handle(fh, dir)) return -EBADF;
+  handles_.erase(fh);
+  return 0;
+}
+
+int Passthrough::flush(uint64_t fh) { return handle(fh, false) ? 0 : -EBADF; }
+
+int Passthrough::fsync(uint64_t fh, bool datasync, bool dir) {
+  Handle* h = handle(fh, dir);
+  if (!h) return -EBADF;
+  const int r = datasync ? ::fdatasync(h->fd.get()) : ::fsync(h->fd.get());
+  return r == 0 ? 0 : -errno;
+}
+
+ssize_t Passthrough::read(uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst) {
+  Handle* h = handle(fh, false);
+  if (!h) return -EBADF;
+  return engine_->read(h->fd.get(), offset, dst);
+}
+
+ssize_t Passthrough::write(uint64_t fh, uint64_t offset, std::span<const std::span<const uint8_t>> src) {
+  Handle* h = handle(fh, false);
+  if (!h) return -EBADF;
+  if (opts_.read_only) return -EROFS;
+  return engine_->write(h->fd.get(), offset, src);
+}
+
+int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, uint32_t mode,
+                        fuse_entry_out& out, uint64_t& fh) {
+  Inode* dir = inodes_.get(parent);
+  if (!dir) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  if ((flags & O_ACCMODE) == O_ACCMODE) return -EINVAL;
+  const int base = static_cast<int>(flags) & kOpenFlagsPassed;
+  // O_EXCL always: an existing name (perhaps a FIFO the host put there) is
+  // never opened by create itself.
+  const std::string n(name);
+  open_how how{};
+  how.flags = static_cast<uint64_t>(base | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  how.mode = mode & kModeMask & 0777;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, dir->fd.get(), n.c_str(), &how, sizeof how)));
+  if (!fd && errno == EEXIST && !(flags & O_EXCL)) {
+    fuse_entry_out e{};
+    if (int r = entry_for(dir->fd.get(), name, e)) return r;
+    if (int r = open(e.nodeid, flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL), fh)) {
+      inodes_.forget(e.nodeid, 1);
+      return r;
+    }
+    out = e;
+    return 0;
+  }
+  if (!fd) return -errno;
+  // The entry is the inode just created, even if the name moved meanwhile.
+  UniqueFd path(::openat(proc_self_fd_.get(), std::to_string(fd.get()).c_str(), O_PATH | O_CLOEXEC));
+  if (!path) return -errno;
+  if (int r = entry_from(std::move(path), out)) return r;
+  if (int r = add_handle(std::move(fd), false, fh)) {
+    inodes_.forget(out.nodeid, 1);
+    return r;
+  }
+  return 0;
+}
+
+int Passthrough::mkdir(uint64_t parent, std::string_view name, uint32_t mode, fuse_entry_out& out) {
+  Inode* dir = inodes_.get(parent);
+  if (!dir) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  const std::string n(name);
+  if (::mkdirat(dir->fd.get(), n.c_str(), mode & kModeMask) != 0) return -errno;
+  return entry_for(dir->fd.get(), name, out);
+}
+
+int Passthrough::symlink(uint64_t parent, std::string_view name, std::string_view target, fuse_entry_out& out) {
+  Inode* dir = inodes_.get(parent);
+  if (!dir) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  const std::string n(name), t(target);
+  if (::symlinkat(t.c_str(), dir->fd.get(), n.c_str()) != 0) return -errno;
+  return entry_for(dir->fd.get(), name, out);
+}
+
+int Passthrough::link(uint64_t nodeid, uint64_t newparent, std::string_view newname, fuse_entry_out& out) {
+  Inode* node = inodes_.get(nodeid);
+  Inode* dir = inodes_.get(newparent);
+  if (!node || !dir) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  struct stat st{};
+  if (int r = stat_node(*node, st)) return r;
+  if (S_ISDIR(st.st_mode)) return -EPERM;
+  const std::string n(newname);
+  // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc magic link does not.
+  const std::string src = "/proc/self/fd/" + proc_name(*node);
+  if (::linkat(AT_FDCWD, src.c_str(), dir->fd.get(), n.c_str(), AT_SYMLINK_FOLLOW) != 0) return -errno;
+  return entry_for(dir->fd.get(), newname, out);
+}
+
+int Passthrough::unlink(uint64_t parent, std::string_view name) {
+  Inode* dir = inodes_.get(parent);
+  if (!dir) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  const std::string n(name);
+  return ::unlinkat(dir->fd.get(), n.c_str(), 0) == 0 ? 0 : -errno;
+}
+
+int Passthrough::rmdir(uint64_t parent, std::string_view name) {
+  Inode* dir = inodes_.get(parent);
+  if (!dir) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  const std::string n(name);
+  return ::unlinkat(dir->fd.get(), n.c_str(), AT_REMOVEDIR) == 0 ? 0 : -errno;
+}
+
+int Passthrough::rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname,
+                        uint32_t flags) {
+  Inode* from = inodes_.get(parent);
+  Inode* to = inodes_.get(newparent);
+  if (!from || !to) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  if (flags & ~static_cast<uint32_t>(RENAME_NOREPLACE | RENAME_EXCHANGE)) return -EINVAL;
+  const std::string a(name), b(newname);
+  return ::renameat2(from->fd.get(), a.c_str(), to->fd.get(), b.c_str(), flags) == 0 ? 0 : -errno;
+}
+
+}  // namespace ksbox::devices::fs

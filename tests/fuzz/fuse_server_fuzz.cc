@@ -1,0 +1,167 @@
+// libFuzzer target for the FUSE server (devices/fs/): arbitrary request
+// sequences against a passthrough share of a small temp tree.
+//
+// Input: byte 0 = flags (bit 0: send a valid INIT first; bit 1: fix up each
+// request's fuse_in_header.len to the bytes that arrive, so mutations get
+// past the length check). Then records: u16 request length, u16 reply space,
+// u8 split (low nibble: readable chunk size - 1, high nibble: where the
+// writable space splits), then the request bytes (header + arguments).
+// Nodeids and file handles are small sequential numbers (root = 1), so
+// mutated requests hit real inodes.
+//
+// Checked: replies stay inside the writable space and are well formed; the
+// tree outside the share is never touched; tables stay bounded; a FIFO in the
+// share is never opened (that would hang: libFuzzer reports a timeout).
+#include <linux/fuse.h>
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "devices/fs/fuse_server.h"
+#include "tests/fuzz/fuzz_check.h"
+
+namespace ksbox::devices::fs {
+namespace {
+
+namespace sfs = std::filesystem;
+
+struct Env {
+  Env() {
+    std::string t = (sfs::temp_directory_path() / "ksbox-fuse-fuzz-XXXXXX").string();
+    CHECK(::mkdtemp(t.data()) != nullptr);
+    dir = t;
+    sfs::create_directory(dir / "outside");
+    std::ofstream(dir / "outside" / "secret") << "secret";
+  }
+  ~Env() {
+    std::error_code ec;
+    sfs::remove_all(dir, ec);
+  }
+  // A fresh share for every input.
+  void reset_share() {
+    std::error_code ec;
+    sfs::remove_all(dir / "share", ec);
+    sfs::create_directory(dir / "share");
+    sfs::create_directory(dir / "share" / "d");
+    std::ofstream(dir / "share" / "f") << "hello world";
+    std::ofstream(dir / "share" / "d" / "g") << "nested";
+    sfs::create_symlink("../outside/secret", dir / "share" / "up");
+    sfs::create_symlink(dir / "outside", dir / "share" / "abs");
+    CHECK(::mkfifo((dir / "share" / "fifo").c_str(), 0644) == 0);
+  }
+  void check_outside() const {
+    size_t n = 0;
+    for (const auto& e : sfs::directory_iterator(dir / "outside")) n += e.path().filename() == "secret" ? 1 : 100;
+    CHECK(n == 1);
+    CHECK(sfs::file_size(dir / "outside" / "secret") == 6);
+    for (const auto& e : sfs::directory_iterator(dir)) {
+      const auto name = e.path().filename();
+      CHECK(name == "outside" || name == "share");
+    }
+  }
+  sfs::path dir;
+};
+
+Env& env() {
+  static Env e;
+  return e;
+}
+
+class Cursor {
+ public:
+  explicit Cursor(std::span<const uint8_t> d) : d_(d) {}
+  bool empty() const { return pos_ >= d_.size(); }
+  template <typename T>
+  T take() {
+    T v{};
+    const size_t n = std::min(sizeof v, d_.size() - pos_);
+    std::memcpy(&v, d_.data() + pos_, n);
+    pos_ += n;
+    return v;
+  }
+  std::span<const uint8_t> bytes(size_t n) {
+    n = std::min(n, d_.size() - pos_);
+    auto s = d_.subspan(pos_, n);
+    pos_ += n;
+    return s;
+  }
+
+ private:
+  std::span<const uint8_t> d_;
+  size_t pos_ = 0;
+};
+
+void send(FuseServer& server, std::vector<uint8_t> req, size_t out_size, uint8_t split, bool fix_len) {
+  if (fix_len && req.size() >= sizeof(fuse_in_header)) {
+    const auto len = static_cast<uint32_t>(req.size());
+    std::memcpy(req.data(), &len, sizeof len);
+  }
+  std::vector<std::span<const uint8_t>> in;
+  const size_t chunk = (split & 15u) + 1;
+  for (size_t pos = 0; pos < req.size(); pos += chunk) in.emplace_back(req.data() + pos, std::min(chunk, req.size() - pos));
+  // Guard bytes after the writable space catch any overrun.
+  std::vector<uint8_t> out(out_size + 64, 0xa5);
+  const size_t cut = std::min<size_t>(split >> 4, out_size);
+  const std::span<uint8_t> outs[2] = {{out.data(), cut}, {out.data() + cut, out_size - cut}};
+  const size_t n = server.handle(in, outs);
+  CHECK(n <= out_size);
+  for (size_t i = out_size; i < out.size(); ++i) CHECK(out[i] == 0xa5);
+  if (n == 0) return;
+  CHECK(n >= sizeof(fuse_out_header));
+  fuse_out_header oh{};
+  std::memcpy(&oh, out.data(), sizeof oh);
+  fuse_in_header ih{};
+  std::memcpy(&ih, req.data(), sizeof ih);
+  CHECK(oh.len == n);
+  CHECK(oh.unique == ih.unique);
+  CHECK(oh.error <= 0 && oh.error > -4096);
+  if (oh.error != 0) CHECK(n == sizeof oh);
+}
+
+}  // namespace
+}  // namespace ksbox::devices::fs
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ksbox::devices::fs;
+  Env& e = env();
+  e.reset_share();
+  PassthroughOptions opts;
+  opts.max_inodes = 64;
+  opts.max_handles = 16;
+  FuseServer server(std::make_unique<Passthrough>((e.dir / "share").string(), opts, nullptr));
+  Cursor in({data, size});
+  const auto flags = in.take<uint8_t>();
+  if (flags & 1) {
+    std::vector<uint8_t> init(sizeof(fuse_in_header) + sizeof(fuse_init_in));
+    fuse_in_header h{};
+    h.len = static_cast<uint32_t>(init.size());
+    h.opcode = FUSE_INIT;
+    h.unique = 1;
+    fuse_init_in ii{};
+    ii.major = 7;
+    ii.minor = 38;
+    ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_INIT_EXT;
+    std::memcpy(init.data(), &h, sizeof h);
+    std::memcpy(init.data() + sizeof h, &ii, sizeof ii);
+    send(server, std::move(init), 4096, 0x30, false);
+    CHECK(server.initialized());
+  }
+  for (int i = 0; i < 64 && !in.empty(); ++i) {
+    const auto len = in.take<uint16_t>();
+    const auto out_size = in.take<uint16_t>();
+    const auto split = in.take<uint8_t>();
+    const auto body = in.bytes(len);
+    send(server, std::vector<uint8_t>(body.begin(), body.end()), out_size, split, (flags & 2) != 0);
+    CHECK(server.fs().inode_count() <= opts.max_inodes);
+    CHECK(server.fs().handle_count() <= opts.max_handles);
+  }
+  e.check_outside();
+  return 0;
+}

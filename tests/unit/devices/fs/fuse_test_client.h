@@ -1,0 +1,171 @@
+// A fake FUSE driver for the server tests: builds requests as Linux does
+// (fuse_in_header + arguments), scatters them over several spans, and parses
+// the reply.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <linux/fuse.h>
+#include <stdlib.h>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "devices/fs/fuse_server.h"
+
+namespace ksbox::devices::fs::testing {
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "ksbox-fuse-XXXXXX").string();
+    if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp");
+    path_ = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Request arguments, appended as the driver lays them out.
+class Args {
+ public:
+  template <typename T>
+  Args& add(const T& v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    bytes.insert(bytes.end(), p, p + sizeof v);
+    return *this;
+  }
+  Args& str(std::string_view s) {  // with its NUL
+    bytes.insert(bytes.end(), s.begin(), s.end());
+    bytes.push_back(0);
+    return *this;
+  }
+  Args& raw(std::string_view s) {
+    bytes.insert(bytes.end(), s.begin(), s.end());
+    return *this;
+  }
+  std::vector<uint8_t> bytes;
+};
+
+struct Reply {
+  size_t written = 0;
+  fuse_out_header h{};
+  std::vector<uint8_t> body;
+  int error() const { return h.error; }
+  template <typename T>
+  T as(size_t off = 0) const {
+    T v{};
+    EXPECT_GE(body.size(), off + sizeof v);
+    if (body.size() >= off + sizeof v) std::memcpy(&v, body.data() + off, sizeof v);
+    return v;
+  }
+};
+
+// Splits `bytes` into spans of sizes cycling through `pattern` (never empty).
+inline std::vector<std::span<const uint8_t>> scatter(const std::vector<uint8_t>& bytes,
+                                                     std::vector<size_t> pattern = {1, 7, 3, 40, 5}) {
+  std::vector<std::span<const uint8_t>> out;
+  size_t pos = 0, i = 0;
+  while (pos < bytes.size()) {
+    const size_t n = std::min(pattern[i++ % pattern.size()], bytes.size() - pos);
+    out.emplace_back(bytes.data() + pos, n);
+    pos += n;
+  }
+  return out;
+}
+
+class FuseClient {
+ public:
+  explicit FuseClient(const std::filesystem::path& root, PassthroughOptions opts = {})
+      : server(std::make_unique<Passthrough>(root.string(), opts, nullptr)) {}
+
+  // Sends a request with `len` overridden when nonzero; the reply space is
+  // `out_size` bytes split into three spans.
+  Reply send(uint32_t opcode, uint64_t nodeid, const Args& args = {}, size_t out_size = 1 << 16,
+             uint32_t len_override = 0) {
+    fuse_in_header h{};
+    h.len = len_override ? len_override : static_cast<uint32_t>(sizeof h + args.bytes.size());
+    h.opcode = opcode;
+    h.unique = ++unique;
+    h.nodeid = nodeid;
+    std::vector<uint8_t> req(sizeof h + args.bytes.size());
+    std::memcpy(req.data(), &h, sizeof h);
+    if (!args.bytes.empty()) std::memcpy(req.data() + sizeof h, args.bytes.data(), args.bytes.size());
+    const auto in = scatter(req);
+    std::vector<uint8_t> out(out_size, 0xee);
+    std::vector<std::span<uint8_t>> outs;
+    const size_t a = std::min<size_t>(out_size, 5), b = std::min<size_t>(out_size - a, 17);
+    outs.emplace_back(out.data(), a);
+    outs.emplace_back(out.data() + a, b);
+    outs.emplace_back(out.data() + a + b, out_size - a - b);
+    Reply r;
+    r.written = server.handle(in, outs);
+    if (r.written >= sizeof r.h) {
+      std::memcpy(&r.h, out.data(), sizeof r.h);
+      EXPECT_EQ(r.h.len, r.written);
+      EXPECT_EQ(r.h.unique, unique);
+      r.body.assign(out.begin() + sizeof r.h, out.begin() + static_cast<ptrdiff_t>(r.written));
+    }
+    return r;
+  }
+
+  Reply init(uint32_t major = 7, uint32_t minor = 38, uint32_t flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES) {
+    Args a;
+    fuse_init_in ii{};
+    ii.major = major;
+    ii.minor = minor;
+    ii.max_readahead = 4u << 20;
+    ii.flags = flags;
+    if (minor >= 36) a.add(ii);
+    else a.bytes.assign(reinterpret_cast<uint8_t*>(&ii), reinterpret_cast<uint8_t*>(&ii) + 16);
+    return send(FUSE_INIT, 0, a);
+  }
+
+  // LOOKUP; returns the entry (nodeid 0 on error, with `err` set).
+  fuse_entry_out lookup(uint64_t parent, std::string_view name, int* err = nullptr) {
+    const Reply r = send(FUSE_LOOKUP, parent, Args().str(name));
+    if (err) *err = r.error();
+    return r.error() ? fuse_entry_out{} : r.as<fuse_entry_out>();
+  }
+
+  uint64_t open(uint64_t node, uint32_t flags, int* err = nullptr) {
+    fuse_open_in oi{};
+    oi.flags = flags;
+    const Reply r = send(FUSE_OPEN, node, Args().add(oi));
+    if (err) *err = r.error();
+    return r.error() ? 0 : r.as<fuse_open_out>().fh;
+  }
+
+  Reply read(uint64_t node, uint64_t fh, uint64_t off, uint32_t size) {
+    fuse_read_in ri{};
+    ri.fh = fh;
+    ri.offset = off;
+    ri.size = size;
+    return send(FUSE_READ, node, Args().add(ri), sizeof(fuse_out_header) + size);
+  }
+
+  Reply write(uint64_t node, uint64_t fh, uint64_t off, std::string_view data) {
+    fuse_write_in wi{};
+    wi.fh = fh;
+    wi.offset = off;
+    wi.size = static_cast<uint32_t>(data.size());
+    return send(FUSE_WRITE, node, Args().add(wi).raw(data));
+  }
+
+  uint64_t count(Malformed m) const { return server.stats().count(m); }
+
+  FuseServer server;
+  uint64_t unique = 0;
+};
+
+}  // namespace ksbox::devices::fs::testing

@@ -1,0 +1,55 @@
+#include "devices/fs/inode_table.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+namespace ksbox::devices::fs {
+namespace {
+
+UniqueFd path_fd() { return UniqueFd(::open("/", O_PATH | O_CLOEXEC)); }
+
+TEST(InodeTable, RefDeduplicatesByDevIno) {
+  InodeTable t(path_fd(), 1, 2, 10);
+  const uint64_t a = t.ref(path_fd(), 1, 5);
+  const uint64_t b = t.ref(path_fd(), 1, 5);
+  const uint64_t c = t.ref(path_fd(), 2, 5);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(a, InodeTable::kRootId);
+  ASSERT_NE(t.get(a), nullptr);
+  EXPECT_EQ(t.get(a)->nlookup, 2u);
+  EXPECT_TRUE(t.get(a)->fd.valid());
+}
+
+TEST(InodeTable, ForgetClampsAndNeverUnderflows) {
+  InodeTable t(path_fd(), 1, 2, 10);
+  const uint64_t a = t.ref(path_fd(), 1, 5);
+  t.ref(path_fd(), 1, 5);
+  EXPECT_EQ(t.forget(a, 1), 0u);
+  EXPECT_EQ(t.get(a)->nlookup, 1u);
+  EXPECT_EQ(t.forget(a, UINT64_MAX), UINT64_MAX - 1);  // excess reported
+  EXPECT_EQ(t.get(a), nullptr);
+  EXPECT_EQ(t.forget(a, 1), 0u);  // unknown: ignored
+  // A re-lookup gets a fresh id with count 1.
+  const uint64_t again = t.ref(path_fd(), 1, 5);
+  EXPECT_NE(again, a);
+  EXPECT_EQ(t.get(again)->nlookup, 1u);
+}
+
+TEST(InodeTable, RootIsNeverDropped) {
+  InodeTable t(path_fd(), 1, 2, 10);
+  t.forget(InodeTable::kRootId, 1000);
+  ASSERT_NE(t.get(InodeTable::kRootId), nullptr);
+  EXPECT_EQ(t.ref(path_fd(), 1, 2), InodeTable::kRootId);
+}
+
+TEST(InodeTable, BoundedSize) {
+  InodeTable t(path_fd(), 1, 2, 3);
+  EXPECT_NE(t.ref(path_fd(), 1, 10), 0u);
+  EXPECT_NE(t.ref(path_fd(), 1, 11), 0u);
+  EXPECT_EQ(t.ref(path_fd(), 1, 12), 0u);
+  EXPECT_EQ(t.size(), 3u);
+}
+
+}  // namespace
+}  // namespace ksbox::devices::fs
