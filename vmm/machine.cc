@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "devices/fs/virtio_fs.h"
 #include "devices/legacy/i8042.h"
 #include "devices/rng/rng.h"
 #include "devices/vsock/vsock.h"
@@ -77,6 +78,11 @@ Machine::Machine(const MachineConfig& cfg)
   add_virtio_device(std::make_shared<devices::VirtioRng>());
   if (!cfg_.vsock_path.empty())
     add_virtio_device(std::make_shared<devices::VirtioVsock>(cfg_.vsock_path, cfg_.guest_cid));
+  for (const auto& share : cfg_.shares) {
+    devices::fs::PassthroughOptions fs_opts;
+    fs_opts.read_only = share.read_only;
+    add_virtio_device(std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts));
+  }
   load_guest();
   create_vcpus(cfg.vcpus);
 }

@@ -1,9 +1,13 @@
 #include "vmm/machine_config.h"
 
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -18,6 +22,51 @@ void validate_vcpus(unsigned vcpus, unsigned kvm_max_vcpus) {
   if (vcpus > max_vcpus)
     throw Error(fmt::format("--vcpus {} is more than the {} this host's KVM supports", vcpus, max_vcpus));
 }
+
+ShareConfig parse_share(std::string_view arg) {
+  const size_t eq = arg.find('=');
+  if (eq == std::string_view::npos)
+    throw Error(fmt::format("--share '{}': expected TAG=HOSTDIR[:ro]", arg));
+  ShareConfig share{std::string(arg.substr(0, eq)), std::string(arg.substr(eq + 1)), false};
+  // The suffix wins: a directory whose name ends in ":ro" needs a trailing ":rw".
+  if (share.host_dir.ends_with(":ro") || share.host_dir.ends_with(":rw")) {
+    share.read_only = share.host_dir.ends_with(":ro");
+    share.host_dir.resize(share.host_dir.size() - 3);
+  }
+  if (share.host_dir.empty()) throw Error(fmt::format("--share '{}': no host directory after '='", arg));
+  validate_share_tag(share.tag);
+  return share;
+}
+
+void validate_share_tag(std::string_view tag) {
+  if (tag.empty() || tag.size() > kMaxShareTagBytes)
+    throw Error(fmt::format("--share tag '{}' is {} bytes; a virtio-fs tag has 1 to {}", tag, tag.size(),
+                            kMaxShareTagBytes));
+  for (const char c : tag) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f)
+      throw Error(fmt::format("--share tag '{}' contains a control character", tag));
+  }
+}
+
+namespace {
+
+void validate_shares(const std::vector<ShareConfig>& shares) {
+  if (shares.size() > kMaxShares)
+    throw Error(fmt::format("{} --share options; at most {} are supported", shares.size(), kMaxShares));
+  std::set<std::string_view> tags;
+  for (const auto& s : shares) {
+    validate_share_tag(s.tag);
+    if (!tags.insert(s.tag).second) throw Error(fmt::format("--share tag '{}' is used twice", s.tag));
+    struct stat st {};
+    if (::stat(s.host_dir.c_str(), &st) < 0)
+      throw Error(fmt::format("--share {}: cannot use '{}': {}", s.tag, s.host_dir, std::strerror(errno)));
+    if (!S_ISDIR(st.st_mode))
+      throw Error(fmt::format("--share {}: '{}' is not a directory", s.tag, s.host_dir));
+  }
+}
+
+}  // namespace
 
 void validate(const MachineConfig& cfg, uint64_t host_mib, unsigned kvm_max_vcpus) {
   if (cfg.kernel.empty()) throw Error("no kernel given (--kernel PATH)");
@@ -35,6 +84,7 @@ void validate(const MachineConfig& cfg, uint64_t host_mib, unsigned kvm_max_vcpu
   if (cfg.vsock_path.size() >= sizeof(sockaddr_un::sun_path))
     throw Error(fmt::format("--vsock path is {} bytes; a Unix socket path must be shorter than {}",
                             cfg.vsock_path.size(), sizeof(sockaddr_un::sun_path)));
+  validate_shares(cfg.shares);
 }
 
 uint64_t host_memory_mib() {

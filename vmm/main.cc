@@ -30,6 +30,22 @@ int main(int argc, char** argv) {
                  "guest connections to host port P go to PATH_P")
       ->type_name("PATH");
   app.add_option("--cid", cfg.guest_cid, "the guest's vsock context ID (3 .. 4294967294)")->capture_default_str();
+  app.add_option_function<std::vector<std::string>>(
+         "--share",
+         [&cfg](const std::vector<std::string>& args) {
+           for (const auto& a : args) {
+             try {
+               cfg.shares.push_back(parse_share(a));
+             } catch (const Error& e) {
+               throw CLI::ValidationError("--share", e.what());
+             }
+           }
+         },
+         "share the host directory HOSTDIR with the guest over virtio-fs under TAG (1-36 printable bytes; "
+         "the guest mounts it with 'mount -t virtiofs TAG DIR', and ksbox-agent mounts the tag 'workspace' "
+         "at /workspace); ':ro' makes it read-only, enforced by the VMM. Repeatable, at most 4")
+      ->type_name("TAG=HOSTDIR[:ro]")
+      ->allow_extra_args(false);
   app.footer(
       "Exit status: 0 the guest rebooted (use reboot=k, the default); 1 setup error; 2 usage error;\n"
       "3 the guest crashed (kernel panic, triple fault, KVM error) - the reason is on stderr;\n"

@@ -69,5 +69,22 @@ TEST(VmmArguments, NonNumericVcpusIsAUsageError) {
   expect_refused({"--kernel", any_file(), "--vcpus", "two"}, 2, "--vcpus");
 }
 
+TEST(VmmArguments, ShareOfAMissingDirectory) {
+  expect_refused({"--kernel", any_file(), "--share", "workspace=/nonexistent-share"}, 1,
+                 "--share workspace: cannot use '/nonexistent-share'");
+}
+
+TEST(VmmArguments, ShareOfAFile) {
+  expect_refused({"--kernel", any_file(), "--share", "workspace=" + any_file()}, 1, "is not a directory");
+}
+
+TEST(VmmArguments, ShareWithoutATagIsAUsageError) {
+  expect_refused({"--kernel", any_file(), "--share", "/srv"}, 2, "expected TAG=HOSTDIR[:ro]");
+}
+
+TEST(VmmArguments, ShareTagUsedTwice) {
+  expect_refused({"--kernel", any_file(), "--share", "w=/", "--share", "w=/tmp:ro"}, 1, "used twice");
+}
+
 }  // namespace
 }  // namespace ksbox::test

@@ -103,5 +103,37 @@ TEST(ValidateMachineConfigTest, VsockPathMustFitASocketAddress) {
   EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "--vsock");
 }
 
+TEST(ParseShareTest, TagDirAndMode) {
+  EXPECT_EQ(parse_share("workspace=/srv/project"), (ShareConfig{"workspace", "/srv/project", false}));
+  EXPECT_EQ(parse_share("ref=/srv/ref:ro"), (ShareConfig{"ref", "/srv/ref", true}));
+  EXPECT_EQ(parse_share("x=/a:ro:rw"), (ShareConfig{"x", "/a:ro", false}));  // a name ending in ":ro"
+  EXPECT_EQ(parse_share("x=/a=b"), (ShareConfig{"x", "/a=b", false}));     // the first '=' splits
+}
+
+TEST(ParseShareTest, BadSyntaxAndTags) {
+  EXPECT_KSBOX_ERROR(parse_share("/srv/project"), "TAG=HOSTDIR");
+  EXPECT_KSBOX_ERROR(parse_share("workspace="), "no host directory");
+  EXPECT_KSBOX_ERROR(parse_share("workspace=:ro"), "no host directory");
+  EXPECT_KSBOX_ERROR(parse_share("=/srv"), "1 to 36");
+  EXPECT_KSBOX_ERROR(parse_share(std::string(37, 't') + "=/srv"), "1 to 36");
+  EXPECT_NO_THROW(parse_share(std::string(36, 't') + "=/srv"));
+  EXPECT_KSBOX_ERROR(parse_share("a\tb=/srv"), "control character");
+}
+
+TEST(ValidateMachineConfigTest, SharesMustBeDistinctExistingDirectories) {
+  auto c = sane();
+  c.shares = {{"workspace", "/", false}, {"ro", "/tmp", true}};
+  EXPECT_NO_THROW(validate(c, 4096, 8));
+  c.shares.push_back({"workspace", "/tmp", false});
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "used twice");
+  c.shares = {{"w", "/nonexistent-ksbox-dir", false}};
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "No such file");
+  c.shares = {{"w", "/proc/self/status", false}};
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "not a directory");
+  c.shares.assign(kMaxShares + 1, {"w", "/", false});
+  for (size_t i = 0; i < c.shares.size(); ++i) c.shares[i].tag = "w" + std::to_string(i);
+  EXPECT_KSBOX_ERROR(validate(c, 4096, 8), "at most");
+}
+
 }  // namespace
 }  // namespace ksbox

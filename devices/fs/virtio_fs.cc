@@ -1,0 +1,122 @@
+#include "devices/fs/virtio_fs.h"
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "vmm/error.h"
+#include "vmm/machine_config.h"
+
+namespace ksbox::devices::fs {
+
+VirtioFs::VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts)
+    : host_dir_(std::move(host_dir)), opts_(opts) {
+  static_assert(kTagSize == kMaxShareTagBytes);
+  validate_share_tag(tag);
+  std::memcpy(config_.data(), tag.data(), tag.size());
+  const uint32_t num_request_queues = 1;  // little-endian host (x86_64)
+  std::memcpy(config_.data() + kTagSize, &num_request_queues, sizeof num_request_queues);
+  server_ = make_server();  // fails early on a bad directory; serves the first session
+}
+
+std::unique_ptr<FuseServer> VirtioFs::make_server() const {
+  return std::make_unique<FuseServer>(std::make_unique<Passthrough>(host_dir_, opts_, nullptr));
+}
+
+uint32_t VirtioFs::device_type() const { return VIRTIO_ID_FS; }
+
+uint64_t VirtioFs::device_features() const {
+  return (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) | (1ull << VIRTIO_RING_F_EVENT_IDX);
+}
+
+void VirtioFs::read_config(uint32_t offset, std::span<uint8_t> data) {
+  std::fill(data.begin(), data.end(), 0);
+  if (offset >= config_.size()) return;
+  const size_t n = std::min(data.size(), config_.size() - offset);
+  std::memcpy(data.data(), config_.data() + offset, n);
+}
+
+bool VirtioFs::activate(const virtio::ActivateContext& ctx) {
+  std::lock_guard lock(mu_);
+  if (ctx.queues.size() != queue_sizes_.size()) return false;
+  if (!server_) {
+    try {
+      server_ = make_server();
+    } catch (const std::exception&) {
+      return false;  // the host directory went away: the device needs a reset
+    }
+  }
+  ctx_ = ctx;
+  return true;
+}
+
+void VirtioFs::reset() {
+  std::lock_guard lock(mu_);
+  ctx_.reset();
+  server_.reset();  // closes every host fd of the old session
+}
+
+FuseStats VirtioFs::fuse_stats() {
+  std::lock_guard lock(mu_);
+  return server_ ? server_->stats() : FuseStats{};
+}
+
+void VirtioFs::serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chain) {
+  const GuestMemory& mem = *ctx_->mem;
+  std::vector<std::span<const uint8_t>> in;
+  std::vector<std::span<uint8_t>> out;
+  in.reserve(chain.readable.size());
+  out.reserve(chain.writable.size());
+  bool ok = true;
+  // pop() validated every segment; slice() checks them again, never trusted.
+  for (const auto& seg : chain.readable) {
+    auto s = mem.slice(seg.addr, seg.len);
+    if (!s) ok = false;
+    else in.emplace_back(*s);
+  }
+  for (const auto& seg : chain.writable) {
+    auto s = mem.slice(seg.addr, seg.len);
+    if (!s) ok = false;
+    else out.emplace_back(*s);
+  }
+  uint32_t written = 0;
+  if (!ok) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    served_.fetch_add(1, std::memory_order_relaxed);
+    const size_t n = server_->handle(in, out);
+    written = static_cast<uint32_t>(std::min<size_t>(n, chain.writable_bytes));
+  }
+  // FORGET and BATCH_FORGET have no reply: the chain still completes, empty.
+  q.add_used(mem, chain.head, written);
+}
+
+void VirtioFs::process_queue(uint16_t index) {
+  std::lock_guard lock(mu_);
+  if (!ctx_ || !server_ || index >= ctx_->queues.size()) return;
+  auto& q = ctx_->queues[index];
+  const GuestMemory& mem = *ctx_->mem;
+  bool used = false;
+  for (;;) {
+    auto r = q.pop(mem);
+    if (r.status == virtio::PopStatus::kEmpty) break;
+    if (r.status == virtio::PopStatus::kBroken) {
+      ctx_->interrupt->signal_needs_reset();
+      break;
+    }
+    if (r.status == virtio::PopStatus::kMalformed) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      q.add_used(mem, r.chain.head, 0);
+    } else {
+      serve_chain(q, r.chain);
+    }
+    used = true;
+  }
+  if (used && q.should_notify(mem)) ctx_->interrupt->signal_used_queue(index);
+}
+
+}  // namespace ksbox::devices::fs

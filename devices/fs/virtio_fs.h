@@ -1,0 +1,68 @@
+// virtio-fs (virtio 1.2 §5.11): the guest's FUSE requests, carried on
+// virtqueues, served in the VMM process by FuseServer over a Passthrough of
+// one host directory. No external daemon.
+//
+// Queue 0 is hiprio (FORGET, INTERRUPT), queue 1 the one request queue; both
+// are served by the same server under one mutex, which also serialises
+// against reset(). Every FUSE session starts fresh: reset() drops the server
+// (and with it every inode and open file), activate() builds a new one, so a
+// re-initialising driver must send INIT again.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "devices/fs/fuse_server.h"
+#include "devices/fs/passthrough.h"
+#include "devices/virtio/device.h"
+
+namespace ksbox::devices::fs {
+
+class VirtioFs final : public virtio::VirtioDevice {
+ public:
+  static constexpr uint16_t kQueueSize = 256;
+  static constexpr uint16_t kHiprioQueue = 0, kRequestQueue = 1;
+  static constexpr size_t kTagSize = 36;  // config tag field, NUL-padded (kMaxShareTagBytes)
+
+  // Throws ksbox::Error if `tag` fails validate_share_tag() or `host_dir`
+  // cannot be opened as a directory.
+  VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts = {});
+
+  uint32_t device_type() const override;
+  uint64_t device_features() const override;
+  std::span<const uint16_t> queue_max_sizes() const override { return queue_sizes_; }
+  uint32_t config_size() const override { return static_cast<uint32_t>(config_.size()); }
+  void read_config(uint32_t offset, std::span<uint8_t> data) override;
+  void write_config(uint32_t, std::span<const uint8_t>) override {}  // read-only
+  bool activate(const virtio::ActivateContext& ctx) override;
+  void reset() override;
+  void process_queue(uint16_t index) override;
+
+  // Chains refused by the queue or with no usable request (completed empty).
+  uint64_t requests_refused() const { return refused_.load(std::memory_order_relaxed); }
+  // Requests handed to the FUSE server (replies or not).
+  uint64_t requests_served() const { return served_.load(std::memory_order_relaxed); }
+  // The current session's FUSE counters (a copy; zero when not active).
+  FuseStats fuse_stats();
+
+ private:
+  std::unique_ptr<FuseServer> make_server() const;
+  void serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chain);
+
+  static constexpr std::array<uint16_t, 2> queue_sizes_{kQueueSize, kQueueSize};
+  std::string host_dir_;
+  PassthroughOptions opts_;
+  std::array<uint8_t, kTagSize + 4> config_{};  // tag + le32 num_request_queues
+
+  std::mutex mu_;  // the server, the context and the queues
+  std::unique_ptr<FuseServer> server_;
+  std::optional<virtio::ActivateContext> ctx_;
+  std::atomic<uint64_t> refused_{0}, served_{0};
+};
+
+}  // namespace ksbox::devices::fs
