@@ -1,0 +1,452 @@
+// One FUSE request through FuseServer::handle() against the host syscalls it
+// stands for, on a temp share holding `data` (1 MiB) and `dir/` (1000 empty
+// files). No KVM and no virtqueue: this is the server's own overhead.
+// Requests are built before the timed loops; every reply is checked, and a
+// failure ends the benchmark with an error rather than a fast wrong number.
+// Pairs are named fuse_<op> / syscall_<op>; report.py matches them up.
+#include <benchmark/benchmark.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "devices/fs/fuse_server.h"
+#include "vmm/unique_fd.h"
+
+namespace {
+
+using ksbox::UniqueFd;
+using ksbox::devices::fs::FuseServer;
+using ksbox::devices::fs::InSpans;
+using ksbox::devices::fs::OutSpans;
+using ksbox::devices::fs::Passthrough;
+using ksbox::devices::fs::PassthroughOptions;
+
+constexpr size_t kPage = 4096;
+constexpr size_t kPages = 256;  // data is kPages * kPage = 1 MiB
+constexpr size_t kDirEntries = 1000;
+constexpr size_t kInHdr = sizeof(fuse_in_header);
+constexpr size_t kOutHdr = sizeof(fuse_out_header);
+
+template <typename T>
+std::span<const uint8_t> bytes_of(const T& v) {
+  return {reinterpret_cast<const uint8_t*>(&v), sizeof v};
+}
+std::span<const uint8_t> cstring_bytes(const std::string& s) {  // with its NUL
+  return {reinterpret_cast<const uint8_t*>(s.c_str()), s.size() + 1};
+}
+std::string entry_name(size_t i) {
+  std::string n = "f0000";
+  for (size_t k = 4; k > 0; --k, i /= 10) n[k] = static_cast<char>('0' + i % 10);
+  return n;
+}
+
+// A request as the guest driver queues it: header, fixed arguments and
+// payload (name or write data) in separate readable spans.
+class Request {
+ public:
+  Request(uint32_t opcode, uint64_t nodeid, std::span<const uint8_t> args, std::span<const uint8_t> payload = {}) {
+    fuse_in_header h{};
+    h.len = static_cast<uint32_t>(kInHdr + args.size() + payload.size());
+    h.opcode = opcode;
+    h.unique = 1;
+    h.nodeid = nodeid;
+    bytes_.resize(h.len);
+    std::memcpy(bytes_.data(), &h, kInHdr);
+    spans_[n_++] = {bytes_.data(), kInHdr};
+    size_t at = kInHdr;
+    for (const auto part : {args, payload}) {
+      if (part.empty()) continue;  // no empty spans, and no memcpy from nullptr
+      std::memcpy(bytes_.data() + at, part.data(), part.size());
+      spans_[n_++] = {bytes_.data() + at, part.size()};
+      at += part.size();
+    }
+  }
+  Request(Request&&) = default;  // the vector's buffer, hence the spans, move along
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  InSpans spans() const { return {spans_.data(), n_}; }
+  void set_nodeid(uint64_t id) { std::memcpy(bytes_.data() + offsetof(fuse_in_header, nodeid), &id, sizeof id); }
+  template <typename T>
+  void set_arg(size_t off, const T& v) {
+    std::memcpy(bytes_.data() + kInHdr + off, &v, sizeof v);
+  }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  std::array<std::span<const uint8_t>, 3> spans_{};
+  size_t n_ = 0;
+};
+
+// Reply space as the driver offers it: the out header, then the body.
+class Reply {
+ public:
+  explicit Reply(size_t body) : buf_(kOutHdr + body) {
+    spans_ = {std::span<uint8_t>(buf_.data(), kOutHdr), std::span<uint8_t>(buf_.data() + kOutHdr, body)};
+  }
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+
+  OutSpans spans() const { return spans_; }
+  // The error of a reply of `n` bytes; -EPROTO if none or a malformed one.
+  int check(size_t n) {
+    fuse_out_header h{};
+    if (n < kOutHdr) return -EPROTO;
+    std::memcpy(&h, buf_.data(), kOutHdr);
+    if (h.len != n) return -EPROTO;
+    len_ = n - kOutHdr;
+    return h.error;
+  }
+  std::span<const uint8_t> body() const { return {buf_.data() + kOutHdr, len_}; }
+  template <typename T>
+  T as() const {
+    T v{};
+    std::memcpy(&v, buf_.data() + kOutHdr, std::min(sizeof v, len_));
+    return v;
+  }
+
+ private:
+  std::vector<uint8_t> buf_;
+  std::array<std::span<uint8_t>, 2> spans_;
+  size_t len_ = 0;
+};
+
+// The host directory, removed when the share goes.
+struct TempTree {
+  TempTree() {
+    std::string t = (std::filesystem::temp_directory_path() / "ksbox-bench-fs-XXXXXX").string();
+    if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
+    path = t;
+    std::ofstream(path / "data", std::ios::binary) << std::string(kPages * kPage, 'd');
+    std::filesystem::create_directory(path / "dir");
+    for (size_t i = 0; i < kDirEntries; ++i) std::ofstream(path / "dir" / entry_name(i));
+  }
+  ~TempTree() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::filesystem::path path;
+};
+
+// A server over the tree after INIT, with `data` open read-write and `dir`
+// open for reading, as a guest would have them.
+struct Share {
+  Share() : server(std::make_unique<Passthrough>(tree.path.string(), PassthroughOptions{}, nullptr)) {
+    fuse_init_in ii{};
+    ii.major = FUSE_KERNEL_VERSION;
+    ii.minor = FUSE_KERNEL_MINOR_VERSION;
+    ii.max_readahead = 1u << 20;
+    ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES;
+    setup(Request(FUSE_INIT, 0, bytes_of(ii)), sizeof(fuse_init_out));
+    data = setup(Request(FUSE_LOOKUP, FUSE_ROOT_ID, {}, cstring_bytes("data")), sizeof(fuse_entry_out)).nodeid;
+    dir = setup(Request(FUSE_LOOKUP, FUSE_ROOT_ID, {}, cstring_bytes("dir")), sizeof(fuse_entry_out)).nodeid;
+    fuse_open_in oi{};
+    oi.flags = O_RDWR;
+    data_fh = setup(Request(FUSE_OPEN, data, bytes_of(oi)), sizeof(fuse_open_out)).fh;
+    oi.flags = O_RDONLY | O_DIRECTORY;
+    dir_fh = setup(Request(FUSE_OPENDIR, dir, bytes_of(oi)), sizeof(fuse_open_out)).fh;
+  }
+
+  // One request; false (and the benchmark skipped) if the reply is not a success.
+  bool call(const Request& req, Reply& rep, benchmark::State& st) {
+    const int err = rep.check(server.handle(req.spans(), rep.spans()));
+    if (err == 0) return true;
+    st.SkipWithError(("FUSE reply: " + std::string(std::strerror(-err))).c_str());
+    return false;
+  }
+
+  std::filesystem::path host(const char* name) const { return tree.path / name; }
+
+  TempTree tree;
+  FuseServer server;
+  uint64_t data = 0, dir = 0, data_fh = 0, dir_fh = 0;
+
+ private:
+  struct SetupReply {
+    uint64_t nodeid = 0, fh = 0;
+  };
+  SetupReply setup(const Request& req, size_t body) {
+    Reply rep(body);
+    if (const int err = rep.check(server.handle(req.spans(), rep.spans())))
+      throw std::runtime_error("share setup: " + std::string(std::strerror(-err)));
+    if (body == sizeof(fuse_entry_out)) return {rep.as<fuse_entry_out>().nodeid, 0};
+    if (body == sizeof(fuse_open_out)) return {0, rep.as<fuse_open_out>().fh};
+    return {};
+  }
+};
+
+// Built on first use and shared by all benchmarks; nullptr (benchmark
+// skipped) if it cannot be.
+Share* share(benchmark::State& st) {
+  static std::unique_ptr<Share> s;
+  static std::string error;
+  if (!s && error.empty()) {
+    try {
+      s = std::make_unique<Share>();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  if (!s) st.SkipWithError(error.c_str());
+  return s.get();
+}
+
+bool sys_ok(bool ok, const char* what, benchmark::State& st) {
+  if (!ok) st.SkipWithError((std::string(what) + ": " + std::strerror(errno)).c_str());
+  return ok;
+}
+
+// The pages READ and WRITE visit: random, the same sequence on both sides.
+const std::vector<uint32_t>& random_pages() {
+  static const std::vector<uint32_t> seq = [] {
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<uint32_t> page(0, kPages - 1);
+    std::vector<uint32_t> v(4096);
+    for (auto& p : v) p = page(rng);
+    return v;
+  }();
+  return seq;
+}
+
+// ---- GETATTR of a looked-up file vs fstat on an O_PATH fd ----
+
+void fuse_getattr(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  const fuse_getattr_in gi{};
+  const Request req(FUSE_GETATTR, s->data, bytes_of(gi));
+  Reply rep(sizeof(fuse_attr_out));
+  for (auto _ : st)
+    if (!s->call(req, rep, st)) break;
+}
+
+void syscall_getattr(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  const UniqueFd fd(::open(s->host("data").c_str(), O_PATH | O_CLOEXEC));
+  if (!sys_ok(fd.valid(), "open", st)) return;
+  struct stat sb{};
+  for (auto _ : st) {
+    if (!sys_ok(::fstat(fd.get(), &sb) == 0, "fstat", st)) break;
+    benchmark::DoNotOptimize(sb);
+  }
+}
+
+// ---- LOOKUP + FORGET of a name vs openat O_PATH + fstat + close ----
+
+void fuse_lookup(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  std::vector<Request> lookups;
+  for (size_t i = 0; i < kDirEntries; ++i)
+    lookups.emplace_back(FUSE_LOOKUP, s->dir, std::span<const uint8_t>{}, cstring_bytes(entry_name(i)));
+  fuse_forget_in fi{};
+  fi.nlookup = 1;
+  Request forget(FUSE_FORGET, 0, bytes_of(fi));
+  Reply rep(sizeof(fuse_entry_out));
+  const size_t inodes = s->server.fs().inode_count();
+  size_t i = 0;
+  for (auto _ : st) {
+    if (!s->call(lookups[i++ % kDirEntries], rep, st)) break;
+    forget.set_nodeid(rep.as<fuse_entry_out>().nodeid);
+    s->server.handle(forget.spans(), rep.spans());  // no reply to FORGET
+  }
+  if (s->server.fs().inode_count() != inodes) st.SkipWithError("FORGET left inodes behind");
+}
+
+void syscall_lookup(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  const UniqueFd dfd(::open(s->host("dir").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!sys_ok(dfd.valid(), "open", st)) return;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < kDirEntries; ++i) names.push_back(entry_name(i));
+  struct stat sb{};
+  size_t i = 0;
+  for (auto _ : st) {
+    const UniqueFd fd(::openat(dfd.get(), names[i++ % kDirEntries].c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!sys_ok(fd.valid() && ::fstat(fd.get(), &sb) == 0, "openat+fstat", st)) break;
+    benchmark::DoNotOptimize(sb);
+  }
+}
+
+// ---- READ / WRITE 4 KiB at random page-aligned offsets vs pread / pwrite ----
+
+// One page through the open `data` handle per iteration, at the random pages.
+void fuse_page_io(benchmark::State& st, uint32_t op) {
+  Share* s = share(st);
+  if (!s) return;
+  const std::vector<uint8_t> payload(kPage, 'w');
+  std::vector<Request> reqs;
+  for (size_t p = 0; p < kPages; ++p) {
+    if (op == FUSE_READ) {
+      const fuse_read_in ri{.fh = s->data_fh, .offset = p * kPage, .size = kPage};
+      reqs.emplace_back(op, s->data, bytes_of(ri));
+    } else {
+      const fuse_write_in wi{.fh = s->data_fh, .offset = p * kPage, .size = kPage};
+      reqs.emplace_back(op, s->data, bytes_of(wi), payload);
+    }
+  }
+  const auto& seq = random_pages();
+  Reply rep(op == FUSE_READ ? kPage : sizeof(fuse_write_out));
+  size_t i = 0;
+  for (auto _ : st) {
+    if (!s->call(reqs[seq[i++ % seq.size()]], rep, st)) break;
+    const size_t done = op == FUSE_READ ? rep.body().size() : rep.as<fuse_write_out>().size;
+    if (done != kPage) {
+      st.SkipWithError("short transfer");
+      break;
+    }
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * kPage));
+}
+
+void syscall_page_io(benchmark::State& st, bool write) {
+  Share* s = share(st);
+  if (!s) return;
+  const UniqueFd fd(::open(s->host("data").c_str(), O_RDWR | O_CLOEXEC));
+  if (!sys_ok(fd.valid(), "open", st)) return;
+  const auto& seq = random_pages();
+  std::vector<uint8_t> buf(kPage, 'w');
+  size_t i = 0;
+  for (auto _ : st) {
+    const auto off = static_cast<off_t>(seq[i++ % seq.size()] * kPage);
+    const ssize_t n = write ? ::pwrite(fd.get(), buf.data(), kPage, off) : ::pread(fd.get(), buf.data(), kPage, off);
+    if (!sys_ok(n == static_cast<ssize_t>(kPage), write ? "pwrite" : "pread", st)) break;
+    benchmark::DoNotOptimize(buf.data());
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * kPage));
+}
+
+void fuse_read(benchmark::State& st) { fuse_page_io(st, FUSE_READ); }
+void syscall_read(benchmark::State& st) { syscall_page_io(st, false); }
+void fuse_write(benchmark::State& st) { fuse_page_io(st, FUSE_WRITE); }
+void syscall_write(benchmark::State& st) { syscall_page_io(st, true); }
+
+// ---- READDIRPLUS of dir, one full pass vs getdents64 + fstatat per entry ----
+
+// One pass as the guest's getdents loop drives it: 4 KiB READDIRPLUS
+// requests (Linux 6.1 asks for one page at a time) resuming at the last
+// entry's off until an empty reply. Appends the nodeids when `ids` is set.
+bool readdirplus_pass(Share& s, Request& req, Reply& rep, benchmark::State& st, std::vector<uint64_t>* ids) {
+  uint64_t off = 0;
+  size_t entries = 0;
+  for (;;) {
+    req.set_arg(offsetof(fuse_read_in, offset), off);
+    if (!s.call(req, rep, st)) return false;
+    const auto body = rep.body();
+    if (body.empty()) break;
+    size_t pos = 0;
+    while (pos + FUSE_NAME_OFFSET_DIRENTPLUS <= body.size()) {
+      fuse_direntplus d{};
+      std::memcpy(&d, body.data() + pos, FUSE_NAME_OFFSET_DIRENTPLUS);
+      if (ids && d.entry_out.nodeid) ids->push_back(d.entry_out.nodeid);
+      off = d.dirent.off;
+      ++entries;
+      pos += FUSE_DIRENTPLUS_SIZE(&d);
+    }
+    if (pos != body.size()) {
+      st.SkipWithError("READDIRPLUS reply is not whole records");
+      return false;
+    }
+  }
+  if (entries != kDirEntries + 2) {  // with "." and ".."
+    st.SkipWithError("READDIRPLUS pass missed entries");
+    return false;
+  }
+  return true;
+}
+
+void fuse_readdirplus(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  fuse_read_in ri{};
+  ri.fh = s->dir_fh;
+  ri.size = kPage;
+  Request req(FUSE_READDIRPLUS, s->dir, bytes_of(ri));
+  Reply rep(kPage);
+  const size_t inodes = s->server.fs().inode_count();
+  // Untimed first pass: every entry becomes a known inode, as after a guest's
+  // first `ls -l`; timed passes then add one reference each, as the guest's
+  // dentries do, and all are forgotten at the end.
+  std::vector<uint64_t> ids;
+  if (!readdirplus_pass(*s, req, rep, st, &ids)) return;
+  uint64_t passes = 1;
+  for (auto _ : st) {
+    if (!readdirplus_pass(*s, req, rep, st, nullptr)) break;
+    ++passes;
+  }
+  fuse_batch_forget_in bf{};
+  bf.count = static_cast<uint32_t>(ids.size());
+  std::vector<uint8_t> ones;
+  for (const uint64_t id : ids) {
+    const fuse_forget_one f{id, passes};
+    const auto b = bytes_of(f);
+    ones.insert(ones.end(), b.begin(), b.end());
+  }
+  const Request forget(FUSE_BATCH_FORGET, 0, bytes_of(bf), ones);
+  s->server.handle(forget.spans(), rep.spans());
+  if (s->server.fs().inode_count() != inodes) st.SkipWithError("BATCH_FORGET left inodes behind");
+  st.SetItemsProcessed(static_cast<int64_t>(st.iterations() * kDirEntries));
+}
+
+void syscall_readdirplus(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  const UniqueFd dfd(::open(s->host("dir").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!sys_ok(dfd.valid(), "open", st)) return;
+  alignas(8) static uint8_t buf[32768];  // glibc's readdir buffer size
+  struct stat sb{};
+  for (auto _ : st) {
+    if (!sys_ok(::lseek(dfd.get(), 0, SEEK_SET) == 0, "lseek", st)) break;
+    size_t entries = 0;
+    long n;
+    while ((n = ::syscall(SYS_getdents64, dfd.get(), buf, sizeof buf)) > 0) {
+      for (size_t pos = 0; pos < static_cast<size_t>(n);) {
+        uint16_t reclen;
+        std::memcpy(&reclen, buf + pos + 16, sizeof reclen);  // linux_dirent64.d_reclen
+        const char* name = reinterpret_cast<const char*>(buf + pos + 19);
+        pos += reclen;
+        if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+        if (::fstatat(dfd.get(), name, &sb, AT_SYMLINK_NOFOLLOW) != 0) n = -1;
+        ++entries;
+      }
+      if (n < 0) break;
+    }
+    if (!sys_ok(n == 0 && entries == kDirEntries, "getdents64+fstatat", st)) break;
+    benchmark::DoNotOptimize(sb);
+  }
+  st.SetItemsProcessed(static_cast<int64_t>(st.iterations() * kDirEntries));
+}
+
+BENCHMARK(fuse_getattr);
+BENCHMARK(syscall_getattr);
+BENCHMARK(fuse_lookup);
+BENCHMARK(syscall_lookup);
+BENCHMARK(fuse_read);
+BENCHMARK(syscall_read);
+BENCHMARK(fuse_write);
+BENCHMARK(syscall_write);
+BENCHMARK(fuse_readdirplus)->Unit(benchmark::kMicrosecond);
+BENCHMARK(syscall_readdirplus)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
