@@ -13,8 +13,8 @@
 
 namespace ksbox::devices::fs {
 
-VirtioFs::VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts)
-    : host_dir_(std::move(host_dir)), opts_(opts) {
+VirtioFs::VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts, IoEngineKind io)
+    : host_dir_(std::move(host_dir)), opts_(opts), io_(io) {
   static_assert(kTagSize == kMaxShareTagBytes);
   validate_share_tag(tag);
   std::memcpy(config_.data(), tag.data(), tag.size());
@@ -24,7 +24,7 @@ VirtioFs::VirtioFs(std::string_view tag, std::string host_dir, PassthroughOption
 }
 
 std::unique_ptr<FuseServer> VirtioFs::make_server() const {
-  return std::make_unique<FuseServer>(std::make_unique<Passthrough>(host_dir_, opts_, nullptr));
+  return std::make_unique<FuseServer>(std::make_unique<Passthrough>(host_dir_, opts_, make_io_engine(io_)));
 }
 
 uint32_t VirtioFs::device_type() const { return VIRTIO_ID_FS; }

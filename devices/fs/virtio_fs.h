@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "devices/fs/fuse_server.h"
+#include "devices/fs/io_engine_factory.h"
 #include "devices/fs/passthrough.h"
 #include "devices/virtio/device.h"
 
@@ -29,9 +30,11 @@ class VirtioFs final : public virtio::VirtioDevice {
   static constexpr uint16_t kHiprioQueue = 0, kRequestQueue = 1;
   static constexpr size_t kTagSize = 36;  // config tag field, NUL-padded (kMaxShareTagBytes)
 
-  // Throws ksbox::Error if `tag` fails validate_share_tag() or `host_dir`
-  // cannot be opened as a directory.
-  VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts = {});
+  // Throws ksbox::Error if `tag` fails validate_share_tag(), `host_dir`
+  // cannot be opened as a directory, or `io` is kIoUring and io_uring is
+  // unavailable (kAuto falls back to synchronous I/O).
+  VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts = {},
+           IoEngineKind io = IoEngineKind::kAuto);
 
   uint32_t device_type() const override;
   uint64_t device_features() const override;
@@ -57,6 +60,7 @@ class VirtioFs final : public virtio::VirtioDevice {
   static constexpr std::array<uint16_t, 2> queue_sizes_{kQueueSize, kQueueSize};
   std::string host_dir_;
   PassthroughOptions opts_;
+  IoEngineKind io_;
   std::array<uint8_t, kTagSize + 4> config_{};  // tag + le32 num_request_queues
 
   std::mutex mu_;  // the server, the context and the queues
