@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "devices/fs/fuse_server_ctx.h"
+
 namespace ksbox::devices::fs {
 
 const char* to_string(Malformed m) {
@@ -28,26 +30,21 @@ const char* to_string(Malformed m) {
   return "?";
 }
 
-struct FuseServer::Ctx {
-  fuse_in_header h;
-  RequestReader in;
-  ReplyWriter out;
-  std::vector<char> name, name2;
-
-  template <typename T>
-  bool arg(T& v) {
-    auto r = in.read<T>();
-    if (r) v = *r;
-    return r.has_value();
-  }
-};
-
 namespace {
 constexpr size_t kOutHdr = sizeof(fuse_out_header);
 
 // Flags we implement, offered only when the guest offers them too.
+// Not FUSE_POSIX_LOCKS or FUSE_FLOCK_LOCKS: without them the guest kernel
+// keeps fcntl and flock locks to itself, which is exact for a single guest,
+// and a blocking SETLKW cannot stall the one device thread. Not
+// FUSE_SETXATTR_EXT: SETXATTR carries the 8-byte compat fuse_setxattr_in.
 constexpr uint32_t kInitFlags =
     FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_MAX_PAGES;
+
+// FORGET, BATCH_FORGET and INTERRUPT are never answered.
+bool has_reply(uint32_t opcode) {
+  return opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET && opcode != FUSE_INTERRUPT;
+}
 }  // namespace
 
 FuseServer::FuseServer(std::unique_ptr<Passthrough> fs) : fs_(std::move(fs)) {}
@@ -66,7 +63,7 @@ size_t FuseServer::handle(InSpans in, OutSpans out) {
     return 0;
   }
   Ctx c{*h, reader, ReplyWriter(out), {}, {}};
-  const bool no_reply = h->opcode == FUSE_FORGET || h->opcode == FUSE_BATCH_FORGET;
+  const bool no_reply = !has_reply(h->opcode);
   if (!no_reply && c.out.capacity() < kOutHdr) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kNoReplySpace)];
     return 0;
@@ -76,7 +73,7 @@ size_t FuseServer::handle(InSpans in, OutSpans out) {
 }
 
 size_t FuseServer::reply(Ctx& c, int error, const void* body, size_t body_len) {
-  if (c.h.opcode == FUSE_FORGET || c.h.opcode == FUSE_BATCH_FORGET) return 0;
+  if (!has_reply(c.h.opcode)) return 0;
   if (error != 0) body_len = 0;
   if (body_len > c.out.capacity() - kOutHdr) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kReplyTooLarge)];
@@ -141,8 +138,7 @@ size_t FuseServer::do_batch_forget(Ctx& c) {
 
 size_t FuseServer::do_read(Ctx& c) {
   fuse_read_in ri{};
-  if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-  if (c.in.remaining()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+  if (auto bad = c.only_arg(ri)) return fail(c, *bad, -EINVAL);
   const size_t size = std::min<size_t>(ri.size, kMaxWrite);
   if (size > c.out.capacity() - kOutHdr) return fail(c, Malformed::kReplyTooLarge, -EINVAL);
   const auto dst = c.out.spans_at(kOutHdr, size);
@@ -171,8 +167,7 @@ size_t FuseServer::do_write(Ctx& c) {
 
 size_t FuseServer::do_readdir(Ctx& c, bool plus) {
   fuse_read_in ri{};
-  if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-  if (c.in.remaining()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+  if (auto bad = c.only_arg(ri)) return fail(c, *bad, -EINVAL);
   const size_t size = std::min({size_t{ri.size}, size_t{kMaxWrite}, c.out.capacity() - kOutHdr});
   std::vector<uint8_t> body;
   if (int r = fs_->readdir(c.h.nodeid, ri.fh, ri.offset, size, plus, body)) return reply(c, r);
@@ -184,12 +179,9 @@ size_t FuseServer::dispatch(Ctx& c) {
   if (op == FUSE_INIT) return do_init(c);
   if (!initialized_) return fail(c, Malformed::kNotInitialized, -EIO);
 
-  // Helpers for the argument shapes: a name (or two) filling the rest.
-  auto name = [&](std::vector<char>& v, size_t max) {
-    return c.in.read_cstring(max, v) && valid_name(std::string_view(v.data(), v.size()));
-  };
-  auto sv = [](const std::vector<char>& v) { return std::string_view(v.data(), v.size()); };
-  auto done = [&] { return c.in.remaining() == 0; };
+  auto name = [&](std::vector<char>& v) { return c.component(v); };
+  auto sv = Ctx::sv;
+  auto done = [&] { return c.done(); };
   auto entry_reply = [&](int r, const fuse_entry_out& e) { return r ? reply(c, r) : reply(c, 0, &e, sizeof e); };
 
   switch (op) {
@@ -197,11 +189,15 @@ size_t FuseServer::dispatch(Ctx& c) {
       initialized_ = false;
       return reply(c, 0);
     case FUSE_BATCH_FORGET: return do_batch_forget(c);
+    case FUSE_INTERRUPT: return do_interrupt(c);
     case FUSE_LOOKUP: case FUSE_FORGET: case FUSE_GETATTR: case FUSE_SETATTR: case FUSE_STATFS:
     case FUSE_OPENDIR: case FUSE_READDIR: case FUSE_READDIRPLUS: case FUSE_RELEASEDIR: case FUSE_FSYNCDIR:
     case FUSE_OPEN: case FUSE_READ: case FUSE_WRITE: case FUSE_RELEASE: case FUSE_FLUSH: case FUSE_FSYNC:
     case FUSE_READLINK: case FUSE_CREATE: case FUSE_MKDIR: case FUSE_UNLINK: case FUSE_RMDIR:
     case FUSE_RENAME: case FUSE_RENAME2: case FUSE_SYMLINK: case FUSE_LINK:
+    case FUSE_MKNOD: case FUSE_ACCESS: case FUSE_TMPFILE: case FUSE_FALLOCATE: case FUSE_LSEEK:
+    case FUSE_COPY_FILE_RANGE: case FUSE_GETXATTR: case FUSE_LISTXATTR: case FUSE_SETXATTR:
+    case FUSE_REMOVEXATTR:
       break;
     default:
       ++stats_.unsupported;
@@ -211,7 +207,7 @@ size_t FuseServer::dispatch(Ctx& c) {
 
   switch (op) {
     case FUSE_LOOKUP: {
-      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
       fuse_entry_out e{};
       return entry_reply(fs_->lookup(c.h.nodeid, sv(c.name), e), e);
     }
@@ -223,16 +219,14 @@ size_t FuseServer::dispatch(Ctx& c) {
     }
     case FUSE_GETATTR: {
       fuse_getattr_in gi{};
-      if (!c.arg(gi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (auto bad = c.only_arg(gi)) return fail(c, *bad, -EINVAL);
       fuse_attr_out ao{};
       const int r = fs_->getattr(c.h.nodeid, ao);
       return r ? reply(c, r) : reply(c, 0, &ao, sizeof ao);
     }
     case FUSE_SETATTR: {
       fuse_setattr_in si{};
-      if (!c.arg(si)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (auto bad = c.only_arg(si)) return fail(c, *bad, -EINVAL);
       fuse_attr_out ao{};
       const int r = fs_->setattr(c.h.nodeid, si, ao);
       return r ? reply(c, r) : reply(c, 0, &ao, sizeof ao);
@@ -246,8 +240,7 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_OPENDIR:
     case FUSE_OPEN: {
       fuse_open_in oi{};
-      if (!c.arg(oi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (auto bad = c.only_arg(oi)) return fail(c, *bad, -EINVAL);
       fuse_open_out oo{};
       const int r = op == FUSE_OPEN ? fs_->open(c.h.nodeid, oi.flags, oo.fh) : fs_->opendir(c.h.nodeid, oo.fh);
       return r ? reply(c, r) : reply(c, 0, &oo, sizeof oo);
@@ -257,21 +250,18 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_RELEASEDIR:
     case FUSE_RELEASE: {
       fuse_release_in ri{};
-      if (!c.arg(ri)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (auto bad = c.only_arg(ri)) return fail(c, *bad, -EINVAL);
       return reply(c, fs_->release(ri.fh, op == FUSE_RELEASEDIR));
     }
     case FUSE_FLUSH: {
       fuse_flush_in fi{};
-      if (!c.arg(fi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (auto bad = c.only_arg(fi)) return fail(c, *bad, -EINVAL);
       return reply(c, fs_->flush(fi.fh));
     }
     case FUSE_FSYNC:
     case FUSE_FSYNCDIR: {
       fuse_fsync_in fi{};
-      if (!c.arg(fi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (auto bad = c.only_arg(fi)) return fail(c, *bad, -EINVAL);
       return reply(c, fs_->fsync(fi.fh, fi.fsync_flags & 1, op == FUSE_FSYNCDIR));
     }
     case FUSE_READ: return do_read(c);
@@ -285,24 +275,21 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_CREATE: {
       fuse_create_in ci{};
       if (!c.arg(ci)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
-      struct {
-        fuse_entry_out e;
-        fuse_open_out o;
-      } body{};
+      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      CreateOut body{};
       const int r = fs_->create(c.h.nodeid, sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
       return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
     }
     case FUSE_MKDIR: {
       fuse_mkdir_in mi{};
       if (!c.arg(mi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
       fuse_entry_out e{};
       return entry_reply(fs_->mkdir(c.h.nodeid, sv(c.name), mi.mode, e), e);
     }
     case FUSE_UNLINK:
     case FUSE_RMDIR: {
-      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
       return reply(c, op == FUSE_UNLINK ? fs_->unlink(c.h.nodeid, sv(c.name)) : fs_->rmdir(c.h.nodeid, sv(c.name)));
     }
     case FUSE_RENAME:
@@ -319,14 +306,14 @@ size_t FuseServer::dispatch(Ctx& c) {
         newdir = ri.newdir;
         flags = ri.flags;
       }
-      if (!name(c.name, NAME_MAX) || !name(c.name2, NAME_MAX) || !done())
+      if (!name(c.name) || !name(c.name2) || !done())
         return fail(c, Malformed::kBadName, -EINVAL);
       if (!fs_->known(newdir)) return fail(c, Malformed::kUnknownNode, -ESTALE);
       return reply(c, fs_->rename(c.h.nodeid, sv(c.name), newdir, sv(c.name2), flags));
     }
     case FUSE_SYMLINK: {
       // name, then the target: any bytes but NUL, shorter than PATH_MAX.
-      if (!name(c.name, NAME_MAX) || !c.in.read_cstring(PATH_MAX - 1, c.name2) || c.name2.empty() || !done())
+      if (!name(c.name) || !c.in.read_cstring(PATH_MAX - 1, c.name2) || c.name2.empty() || !done())
         return fail(c, Malformed::kBadName, -EINVAL);
       fuse_entry_out e{};
       return entry_reply(fs_->symlink(c.h.nodeid, sv(c.name), sv(c.name2), e), e);
@@ -334,15 +321,14 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_LINK: {
       fuse_link_in li{};
       if (!c.arg(li)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!name(c.name, NAME_MAX) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
       if (!fs_->known(li.oldnodeid)) return fail(c, Malformed::kUnknownNode, -ESTALE);
       fuse_entry_out e{};
       return entry_reply(fs_->link(li.oldnodeid, c.h.nodeid, sv(c.name), e), e);
     }
     default: break;
   }
-  ++stats_.unsupported;
-  return reply(c, -ENOSYS);
+  return dispatch_more(c);
 }
 
 }  // namespace ksbox::devices::fs

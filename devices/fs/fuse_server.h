@@ -8,6 +8,11 @@
 // refused: handle() returns 0 and counts why. A request with a header but
 // bad arguments is answered with an error and counted. Unimplemented opcodes
 // answer -ENOSYS. Not thread-safe.
+//
+// Ops: fuse_server.cc serves the session, lookup, attributes, directories,
+// file I/O and names; fuse_server_ops.cc the rest (xattrs, MKNOD, ACCESS,
+// TMPFILE, FALLOCATE, LSEEK, COPY_FILE_RANGE, INTERRUPT). Locks are not
+// served (see kInitFlags).
 #pragma once
 
 #include <array>
@@ -41,6 +46,7 @@ const char* to_string(Malformed m);
 struct FuseStats {
   uint64_t requests = 0;
   uint64_t unsupported = 0;  // answered -ENOSYS
+  uint64_t interrupts = 0;   // INTERRUPT: nothing to cancel, never answered
   std::array<uint64_t, static_cast<size_t>(Malformed::kCount)> malformed{};
   uint64_t count(Malformed m) const { return malformed[static_cast<size_t>(m)]; }
 };
@@ -72,6 +78,15 @@ class FuseServer {
   size_t do_write(Ctx& c);
   size_t do_readdir(Ctx& c, bool plus);
   size_t do_batch_forget(Ctx& c);
+  // fuse_server_ops.cc
+  size_t dispatch_more(Ctx& c);
+  size_t do_interrupt(Ctx& c);
+  size_t do_tmpfile(Ctx& c);
+  size_t do_mknod(Ctx& c);
+  size_t do_getxattr(Ctx& c, bool list);
+  size_t do_setxattr(Ctx& c);
+  size_t do_copy_file_range(Ctx& c);
+  bool xattr_name(Ctx& c);
 
   std::unique_ptr<Passthrough> fs_;
   FuseStats stats_;

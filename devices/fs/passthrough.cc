@@ -19,11 +19,6 @@
 namespace ksbox::devices::fs {
 namespace {
 
-constexpr uint32_t kModeMask = 07777 & ~(S_ISUID | S_ISGID);
-// Open flags passed through to the host; the rest (O_CREAT, O_EXCL, O_NOATIME,
-// O_DIRECT, O_PATH, ...) are decided here, not by the guest.
-constexpr int kOpenFlagsPassed = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC;
-
 InodeTable make_table(const std::string& root, size_t max_inodes) {
   UniqueFd fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno("share root " + root);
@@ -49,17 +44,19 @@ constexpr size_t kHostDirentName = 19;  // offsetof(linux_dirent64, d_name)
 
 Passthrough::Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine)
     : opts_(opts),
+      host_uid_(opts.host_uid.value_or(::geteuid())),
+      host_gid_(opts.host_gid.value_or(::getegid())),
       engine_(engine ? std::move(engine) : std::make_unique<SyncIoEngine>()),
       proc_self_fd_(::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC)),
       inodes_(make_table(root, opts.max_inodes)) {
   if (!proc_self_fd_) throw_errno("open /proc/self/fd");
 }
 
-UniqueFd Passthrough::open_beneath(int dirfd, std::string_view name, int flags) const {
+UniqueFd Passthrough::open_beneath(int dirfd, std::string_view name, int flags, uint32_t mode) const {
   const std::string n(name);
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
-  how.mode = 0;
+  how.mode = mode;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   long fd;
   do {
@@ -93,8 +90,8 @@ void Passthrough::fill_attr(const struct stat& st, fuse_attr& a) const {
   a.ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
   a.mode = st.st_mode;
   a.nlink = static_cast<uint32_t>(st.st_nlink);
-  a.uid = st.st_uid;
-  a.gid = st.st_gid;
+  a.uid = st.st_uid == host_uid_ ? opts_.guest_uid : kOverflowId;
+  a.gid = st.st_gid == host_gid_ ? opts_.guest_gid : kOverflowId;
   a.rdev = static_cast<uint32_t>(st.st_rdev);
   a.blksize = static_cast<uint32_t>(st.st_blksize);
 }
@@ -141,16 +138,18 @@ int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_o
   if (opts_.read_only) return -EROFS;
   struct stat st{};
   if (int r = stat_node(*node, st)) return r;
+  // Ownership never changes on the host: the VMM may not, and the guest must
+  // not pick host ids. Chown to the owner the guest already sees is a no-op.
+  constexpr uint32_t kUnchanged = static_cast<uint32_t>(-1);
+  if ((in.valid & FATTR_UID) && in.uid != kUnchanged && (in.uid != opts_.guest_uid || st.st_uid != host_uid_))
+    return -EPERM;
+  if ((in.valid & FATTR_GID) && in.gid != kUnchanged && (in.gid != opts_.guest_gid || st.st_gid != host_gid_))
+    return -EPERM;
   const bool special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
   const std::string self = proc_name(*node);
   if (in.valid & FATTR_MODE) {
     if (special) return -EOPNOTSUPP;  // symlinks and special files: not through /proc
     if (::fchmodat(proc_self_fd_.get(), self.c_str(), in.mode & kModeMask, 0) != 0) return -errno;
-  }
-  if (in.valid & (FATTR_UID | FATTR_GID)) {
-    const uid_t uid = (in.valid & FATTR_UID) ? in.uid : static_cast<uid_t>(-1);
-    const gid_t gid = (in.valid & FATTR_GID) ? in.gid : static_cast<gid_t>(-1);
-    if (::fchownat(node->fd.get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return -errno;
   }
   if (in.valid & FATTR_SIZE) {
     if (!S_ISREG(st.st_mode)) return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
@@ -333,12 +332,7 @@ int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, 
   const int base = static_cast<int>(flags) & kOpenFlagsPassed;
   // O_EXCL always: an existing name (perhaps a FIFO the host put there) is
   // never opened by create itself.
-  const std::string n(name);
-  open_how how{};
-  how.flags = static_cast<uint64_t>(base | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-  how.mode = mode & kModeMask & 0777;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  UniqueFd fd(static_cast<int>(::syscall(SYS_openat2, dir->fd.get(), n.c_str(), &how, sizeof how)));
+  UniqueFd fd = open_beneath(dir->fd.get(), name, base | O_CREAT | O_EXCL | O_NOCTTY, mode & kModeMask & 0777);
   if (!fd && errno == EEXIST && !(flags & O_EXCL)) {
     fuse_entry_out e{};
     if (int r = entry_for(dir->fd.get(), name, e)) return r;
@@ -350,6 +344,10 @@ int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, 
     return 0;
   }
   if (!fd) return -errno;
+  return adopt_created(std::move(fd), out, fh);
+}
+
+int Passthrough::adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh) {
   // The entry is the inode just created, even if the name moved meanwhile.
   UniqueFd path(::openat(proc_self_fd_.get(), std::to_string(fd.get()).c_str(), O_PATH | O_CLOEXEC));
   if (!path) return -errno;
@@ -419,6 +417,35 @@ int Passthrough::rename(uint64_t parent, std::string_view name, uint64_t newpare
   if (flags & ~static_cast<uint32_t>(RENAME_NOREPLACE | RENAME_EXCHANGE)) return -EINVAL;
   const std::string a(name), b(newname);
   return ::renameat2(from->fd.get(), a.c_str(), to->fd.get(), b.c_str(), flags) == 0 ? 0 : -errno;
+}
+
+int Passthrough::mknod(uint64_t parent, std::string_view name, uint32_t mode, fuse_entry_out& out) {
+  Inode* dir = inodes_.get(parent);
+  if (!dir) return -ESTALE;
+  if (opts_.read_only) return -EROFS;
+  // A device node would hand the guest host hardware (if the VMM could
+  // make one); FIFOs and sockets are only names here, never opened.
+  switch (mode & S_IFMT) {
+    case 0: case S_IFREG: case S_IFIFO: case S_IFSOCK: break;
+    case S_IFCHR: case S_IFBLK: return -EPERM;
+    default: return -EINVAL;
+  }
+  const std::string n(name);
+  if (::mknodat(dir->fd.get(), n.c_str(), (mode & S_IFMT) | (mode & kModeMask), 0) != 0) return -errno;
+  return entry_for(dir->fd.get(), name, out);
+}
+
+int Passthrough::access(uint64_t nodeid, uint32_t mask) {
+  Inode* node = inodes_.get(nodeid);
+  if (!node) return -ESTALE;
+  if (mask & ~static_cast<uint32_t>(R_OK | W_OK | X_OK)) return -EINVAL;
+  struct stat st{};
+  if (int r = stat_node(*node, st)) return r;
+  if (S_ISLNK(st.st_mode)) return 0;  // following the magic link would follow the symlink too
+  if ((mask & W_OK) && opts_.read_only && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) return -EROFS;
+  // Through the magic link: a permission check, no open (FIFOs are safe).
+  const int r = ::faccessat(proc_self_fd_.get(), proc_name(*node).c_str(), static_cast<int>(mask), AT_EACCESS);
+  return r == 0 ? 0 : -errno;
 }
 
 }  // namespace ksbox::devices::fs

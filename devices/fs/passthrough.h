@@ -8,18 +8,23 @@
 //    checked on the O_PATH fd (an fd's inode cannot change type) and the file
 //    is reopened through /proc/self/fd, so device nodes, FIFOs and sockets
 //    are never opened on the host;
-//  - setuid/setgid are stripped from every mode the client sets;
+//  - setuid/setgid are stripped from every mode the client sets; device
+//    nodes are never created;
+//  - ownership is mapped, never set: see PassthroughOptions;
+//  - xattrs are limited to the user.* namespace;
 //  - a read-only share answers EROFS to every mutating operation.
 // Methods return 0 (or a byte count) on success, -errno on failure.
 // Not thread-safe: one device thread drives it.
 #pragma once
 
+#include <fcntl.h>
 #include <linux/fuse.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -38,10 +43,21 @@ struct PassthroughOptions {
   size_t max_handles = 4096;  // open files and directories together
   uint32_t entry_timeout_s = 1;
   uint32_t attr_timeout_s = 1;
+  // Ownership as the guest sees it. The VMM runs as one unprivileged host
+  // user: its files appear as guest_uid/guest_gid (the sandbox user), every
+  // other owner as kOverflowId, so a host file of someone else never looks
+  // like the sandbox user's own. The host ids default to the VMM's effective
+  // ids at construction; tests override them.
+  uint32_t guest_uid = 1000;
+  uint32_t guest_gid = 1000;
+  std::optional<uid_t> host_uid;
+  std::optional<gid_t> host_gid;
 };
 
 class Passthrough {
  public:
+  static constexpr uint32_t kOverflowId = 65534;  // "nobody", as the kernel's overflowuid
+
   // Throws ksbox::Error if `root` is not a directory that can be opened.
   Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine);
 
@@ -77,6 +93,26 @@ class Passthrough {
   int unlink(uint64_t parent, std::string_view name);
   int rmdir(uint64_t parent, std::string_view name);
   int rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname, uint32_t flags);
+  // Regular files, FIFOs and sockets; device nodes are -EPERM.
+  int mknod(uint64_t parent, std::string_view name, uint32_t mode, fuse_entry_out& out);
+  // Answered by the host for the VMM's user, which does the I/O.
+  int access(uint64_t nodeid, uint32_t mask);
+
+  // passthrough_data.cc
+  // An unnamed file in `parent` (O_TMPFILE), opened; LINK may name it.
+  int tmpfile(uint64_t parent, uint32_t flags, uint32_t mode, fuse_entry_out& out, uint64_t& fh);
+  int fallocate(uint64_t fh, uint32_t mode, uint64_t offset, uint64_t length);
+  int lseek(uint64_t fh, uint64_t offset, uint32_t whence, uint64_t& result);
+  ssize_t copy_file_range(uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out, size_t len,
+                          uint64_t flags);
+
+  // passthrough_xattr.cc: user.* only, on regular files and directories.
+  // With size 0, the length the value (or the name list) would take;
+  // otherwise the value in `out` (at most `size` bytes, else -ERANGE).
+  ssize_t getxattr(uint64_t nodeid, std::string_view name, size_t size, std::vector<uint8_t>& out);
+  ssize_t listxattr(uint64_t nodeid, size_t size, std::vector<uint8_t>& out);
+  int setxattr(uint64_t nodeid, std::string_view name, std::span<const uint8_t> value, uint32_t flags);
+  int removexattr(uint64_t nodeid, std::string_view name);
 
  private:
   struct Handle {
@@ -84,17 +120,29 @@ class Passthrough {
     bool dir = false;
   };
 
-  UniqueFd open_beneath(int dirfd, std::string_view name, int flags) const;
+  static constexpr uint32_t kModeMask = 07777 & ~(S_ISUID | S_ISGID);
+  // Open flags passed through to the host; the rest (O_CREAT, O_EXCL,
+  // O_NOATIME, O_DIRECT, O_PATH, ...) are decided here, not by the guest.
+  static constexpr int kOpenFlagsPassed = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC;
+
+  UniqueFd open_beneath(int dirfd, std::string_view name, int flags, uint32_t mode = 0) const;
   UniqueFd reopen(const Inode& node, int flags) const;
   std::string proc_name(const Inode& node) const;
   int entry_for(int dirfd, std::string_view name, fuse_entry_out& out);
   int entry_from(UniqueFd path_fd, fuse_entry_out& out);
+  // The entry and a handle for a file just created as `fd`.
+  int adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh);
   int add_handle(UniqueFd fd, bool dir, uint64_t& fh);
   Handle* handle(uint64_t fh, bool dir);
   void fill_attr(const struct stat& st, fuse_attr& attr) const;
   int stat_node(const Inode& node, struct stat& st) const;
+  // The /proc path of a regular file or directory for the xattr calls;
+  // `special` (and no path) for any other type.
+  int xattr_path(uint64_t nodeid, std::string& path, bool& special);
 
   PassthroughOptions opts_;
+  uid_t host_uid_;
+  gid_t host_gid_;
   std::unique_ptr<IoEngine> engine_;
   UniqueFd proc_self_fd_;
   InodeTable inodes_;

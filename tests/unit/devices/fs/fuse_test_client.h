@@ -6,13 +6,17 @@
 #include <gtest/gtest.h>
 #include <linux/fuse.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "devices/fs/fuse_server.h"
@@ -35,6 +39,14 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+inline void write_file(const std::filesystem::path& p, const std::string& s) { std::ofstream(p) << s; }
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
 
 // Request arguments, appended as the driver lays them out.
 class Args {
@@ -160,6 +172,19 @@ class FuseClient {
     wi.offset = off;
     wi.size = static_cast<uint32_t>(data.size());
     return send(FUSE_WRITE, node, Args().add(wi).raw(data));
+  }
+
+  // CREATE (or TMPFILE); the entry and the handle (nodeid 0 on error).
+  std::pair<fuse_entry_out, uint64_t> create(uint64_t parent, std::string_view name, uint32_t flags,
+                                             uint32_t mode = S_IFREG | 0644, int* err = nullptr,
+                                             uint32_t opcode = FUSE_CREATE) {
+    fuse_create_in ci{};
+    ci.flags = flags;
+    ci.mode = mode;
+    const Reply r = send(opcode, parent, Args().add(ci).str(name));
+    if (err) *err = r.error();
+    if (r.error()) return {};
+    return {r.as<fuse_entry_out>(), r.as<fuse_open_out>(sizeof(fuse_entry_out)).fh};
   }
 
   uint64_t count(Malformed m) const { return server.stats().count(m); }
