@@ -3,7 +3,7 @@
 //
 // Input: byte 0 = flags (bit 0: send a valid INIT first; bit 1: fix up each
 // request's fuse_in_header.len to the bytes that arrive, so mutations get
-// past the length check). Then records: u16 request length, u16 reply space,
+// past the length check; bit 2: a read-only share). Then records: u16 request length, u16 reply space,
 // u8 split (low nibble: readable chunk size - 1, high nibble: where the
 // writable space splits), then the request bytes (header + arguments).
 // Nodeids and file handles are small sequential numbers (root = 1), so
@@ -11,9 +11,13 @@
 //
 // Checked: replies stay inside the writable space and are well formed; the
 // tree outside the share is never touched; tables stay bounded; a FIFO in the
-// share is never opened (that would hang: libFuzzer reports a timeout).
+// share is never opened (that would hang: libFuzzer reports a timeout); the
+// share never gains a device node, a setuid/setgid bit, or a trusted.* or
+// security.capability xattr (a fuzzer running as root could make them all).
+// Seeds: gen_fuse_server_seeds.py.
 #include <linux/fuse.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include <cstdint>
 #include <cstring>
@@ -22,6 +26,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "devices/fs/fuse_server.h"
@@ -55,6 +60,23 @@ struct Env {
     sfs::create_symlink("../outside/secret", dir / "share" / "up");
     sfs::create_symlink(dir / "outside", dir / "share" / "abs");
     CHECK(::mkfifo((dir / "share" / "fifo").c_str(), 0644) == 0);
+    ::setxattr((dir / "share" / "f").c_str(), "user.k", "v", 1, 0);  // where supported
+  }
+  void check_share() const {
+    std::error_code ec;
+    for (sfs::recursive_directory_iterator it(dir / "share", ec), end; !ec && it != end; it.increment(ec)) {
+      struct stat st{};
+      if (::lstat(it->path().c_str(), &st) != 0) continue;  // raced with nothing: single-threaded
+      CHECK(!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode));
+      CHECK((st.st_mode & (S_ISUID | S_ISGID)) == 0);
+      char names[4096];
+      const ssize_t n = ::llistxattr(it->path().c_str(), names, sizeof names);
+      for (ssize_t pos = 0; pos < n;) {
+        const std::string_view name(names + pos);
+        CHECK(!name.starts_with("trusted.") && name != "security.capability");
+        pos += static_cast<ssize_t>(name.size()) + 1;
+      }
+    }
   }
   void check_outside() const {
     size_t n = 0;
@@ -132,12 +154,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ksbox::devices::fs;
   Env& e = env();
   e.reset_share();
+  Cursor in({data, size});
+  const auto flags = in.take<uint8_t>();
   PassthroughOptions opts;
   opts.max_inodes = 64;
   opts.max_handles = 16;
+  opts.read_only = (flags & 4) != 0;
   FuseServer server(std::make_unique<Passthrough>((e.dir / "share").string(), opts, nullptr));
-  Cursor in({data, size});
-  const auto flags = in.take<uint8_t>();
   if (flags & 1) {
     std::vector<uint8_t> init(sizeof(fuse_in_header) + sizeof(fuse_init_in));
     fuse_in_header h{};
@@ -163,5 +186,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CHECK(server.fs().handle_count() <= opts.max_handles);
   }
   e.check_outside();
+  e.check_share();
   return 0;
 }
