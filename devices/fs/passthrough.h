@@ -139,6 +139,9 @@ class Passthrough {
   // The /proc path of a regular file or directory for the xattr calls;
   // `special` (and no path) for any other type.
   int xattr_path(uint64_t nodeid, std::string& path, bool& special);
+  // The same for a named attribute, after the refusals every named call
+  // shares: unknown node, a change on a read-only share, not user.*.
+  int xattr_named(uint64_t nodeid, std::string_view name, bool change, std::string& path, bool& special);
 
   PassthroughOptions opts_;
   uid_t host_uid_;

@@ -32,12 +32,17 @@ int Passthrough::xattr_path(uint64_t nodeid, std::string& path, bool& special) {
   return 0;
 }
 
-ssize_t Passthrough::getxattr(uint64_t nodeid, std::string_view name, size_t size, std::vector<uint8_t>& out) {
+int Passthrough::xattr_named(uint64_t nodeid, std::string_view name, bool change, std::string& path, bool& special) {
   if (!known(nodeid)) return -ESTALE;
+  if (change && opts_.read_only) return -EROFS;
   if (!user_name(name)) return -EOPNOTSUPP;
+  return xattr_path(nodeid, path, special);
+}
+
+ssize_t Passthrough::getxattr(uint64_t nodeid, std::string_view name, size_t size, std::vector<uint8_t>& out) {
   std::string path;
   bool special = false;
-  if (int r = xattr_path(nodeid, path, special)) return r;
+  if (int r = xattr_named(nodeid, name, false, path, special)) return r;
   if (special) return -ENODATA;
   const std::string n(name);
   out.resize(std::min<size_t>(size, XATTR_SIZE_MAX));
@@ -81,13 +86,10 @@ ssize_t Passthrough::listxattr(uint64_t nodeid, size_t size, std::vector<uint8_t
 }
 
 int Passthrough::setxattr(uint64_t nodeid, std::string_view name, std::span<const uint8_t> value, uint32_t flags) {
-  if (!known(nodeid)) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  if (!user_name(name)) return -EOPNOTSUPP;
-  if (flags & ~static_cast<uint32_t>(XATTR_CREATE | XATTR_REPLACE)) return -EINVAL;
   std::string path;
   bool special = false;
-  if (int r = xattr_path(nodeid, path, special)) return r;
+  if (int r = xattr_named(nodeid, name, true, path, special)) return r;
+  if (flags & ~static_cast<uint32_t>(XATTR_CREATE | XATTR_REPLACE)) return -EINVAL;
   if (special) return -EPERM;  // as Linux answers for user.* on special files
   const std::string n(name);
   const int r = ::setxattr(path.c_str(), n.c_str(), value.data(), value.size(), static_cast<int>(flags));
@@ -95,12 +97,9 @@ int Passthrough::setxattr(uint64_t nodeid, std::string_view name, std::span<cons
 }
 
 int Passthrough::removexattr(uint64_t nodeid, std::string_view name) {
-  if (!known(nodeid)) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  if (!user_name(name)) return -EOPNOTSUPP;
   std::string path;
   bool special = false;
-  if (int r = xattr_path(nodeid, path, special)) return r;
+  if (int r = xattr_named(nodeid, name, true, path, special)) return r;
   if (special) return -EPERM;
   const std::string n(name);
   return ::removexattr(path.c_str(), n.c_str()) == 0 ? 0 : -errno;
