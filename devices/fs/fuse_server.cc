@@ -179,9 +179,6 @@ size_t FuseServer::dispatch(Ctx& c) {
   if (op == FUSE_INIT) return do_init(c);
   if (!initialized_) return fail(c, Malformed::kNotInitialized, -EIO);
 
-  auto name = [&](std::vector<char>& v) { return c.component(v); };
-  auto sv = Ctx::sv;
-  auto done = [&] { return c.done(); };
   auto entry_reply = [&](int r, const fuse_entry_out& e) { return r ? reply(c, r) : reply(c, 0, &e, sizeof e); };
 
   switch (op) {
@@ -207,13 +204,13 @@ size_t FuseServer::dispatch(Ctx& c) {
 
   switch (op) {
     case FUSE_LOOKUP: {
-      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!c.component(c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
       fuse_entry_out e{};
-      return entry_reply(fs_->lookup(c.h.nodeid, sv(c.name), e), e);
+      return entry_reply(fs_->lookup(c.h.nodeid, Ctx::sv(c.name), e), e);
     }
     case FUSE_FORGET: {
       fuse_forget_in fi{};
-      if (!c.arg(fi) || !done()) return fail(c, Malformed::kTruncatedArgs, 0);
+      if (!c.arg(fi) || !c.done()) return fail(c, Malformed::kTruncatedArgs, 0);
       if (fs_->forget(c.h.nodeid, fi.nlookup)) ++stats_.malformed[static_cast<size_t>(Malformed::kForgetExcess)];
       return 0;
     }
@@ -232,7 +229,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       return r ? reply(c, r) : reply(c, 0, &ao, sizeof ao);
     }
     case FUSE_STATFS: {
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (!c.done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
       fuse_statfs_out so{};
       const int r = fs_->statfs(c.h.nodeid, so.st);
       return r ? reply(c, r) : reply(c, 0, &so, sizeof so);
@@ -267,7 +264,7 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_READ: return do_read(c);
     case FUSE_WRITE: return do_write(c);
     case FUSE_READLINK: {
-      if (!done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
+      if (!c.done()) return fail(c, Malformed::kTrailingBytes, -EINVAL);
       std::string target;
       const int r = fs_->readlink(c.h.nodeid, target);
       return r ? reply(c, r) : reply(c, 0, target.data(), target.size());
@@ -275,22 +272,23 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_CREATE: {
       fuse_create_in ci{};
       if (!c.arg(ci)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!c.component(c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
       CreateOut body{};
-      const int r = fs_->create(c.h.nodeid, sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
+      const int r = fs_->create(c.h.nodeid, Ctx::sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
       return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
     }
     case FUSE_MKDIR: {
       fuse_mkdir_in mi{};
       if (!c.arg(mi)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!c.component(c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
       fuse_entry_out e{};
-      return entry_reply(fs_->mkdir(c.h.nodeid, sv(c.name), mi.mode, e), e);
+      return entry_reply(fs_->mkdir(c.h.nodeid, Ctx::sv(c.name), mi.mode, e), e);
     }
     case FUSE_UNLINK:
     case FUSE_RMDIR: {
-      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
-      return reply(c, op == FUSE_UNLINK ? fs_->unlink(c.h.nodeid, sv(c.name)) : fs_->rmdir(c.h.nodeid, sv(c.name)));
+      if (!c.component(c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
+      const auto n = Ctx::sv(c.name);
+      return reply(c, op == FUSE_UNLINK ? fs_->unlink(c.h.nodeid, n) : fs_->rmdir(c.h.nodeid, n));
     }
     case FUSE_RENAME:
     case FUSE_RENAME2: {
@@ -306,25 +304,25 @@ size_t FuseServer::dispatch(Ctx& c) {
         newdir = ri.newdir;
         flags = ri.flags;
       }
-      if (!name(c.name) || !name(c.name2) || !done())
+      if (!c.component(c.name) || !c.component(c.name2) || !c.done())
         return fail(c, Malformed::kBadName, -EINVAL);
       if (!fs_->known(newdir)) return fail(c, Malformed::kUnknownNode, -ESTALE);
-      return reply(c, fs_->rename(c.h.nodeid, sv(c.name), newdir, sv(c.name2), flags));
+      return reply(c, fs_->rename(c.h.nodeid, Ctx::sv(c.name), newdir, Ctx::sv(c.name2), flags));
     }
     case FUSE_SYMLINK: {
       // name, then the target: any bytes but NUL, shorter than PATH_MAX.
-      if (!name(c.name) || !c.in.read_cstring(PATH_MAX - 1, c.name2) || c.name2.empty() || !done())
+      if (!c.component(c.name) || !c.in.read_cstring(PATH_MAX - 1, c.name2) || c.name2.empty() || !c.done())
         return fail(c, Malformed::kBadName, -EINVAL);
       fuse_entry_out e{};
-      return entry_reply(fs_->symlink(c.h.nodeid, sv(c.name), sv(c.name2), e), e);
+      return entry_reply(fs_->symlink(c.h.nodeid, Ctx::sv(c.name), Ctx::sv(c.name2), e), e);
     }
     case FUSE_LINK: {
       fuse_link_in li{};
       if (!c.arg(li)) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
-      if (!name(c.name) || !done()) return fail(c, Malformed::kBadName, -EINVAL);
+      if (!c.component(c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
       if (!fs_->known(li.oldnodeid)) return fail(c, Malformed::kUnknownNode, -ESTALE);
       fuse_entry_out e{};
-      return entry_reply(fs_->link(li.oldnodeid, c.h.nodeid, sv(c.name), e), e);
+      return entry_reply(fs_->link(li.oldnodeid, c.h.nodeid, Ctx::sv(c.name), e), e);
     }
     default: break;
   }
