@@ -1,5 +1,7 @@
 #include "vmm/vcpu_loop.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstring>
 #include <span>
@@ -11,7 +13,7 @@ namespace {
 
 void on_kick(int) {}
 
-std::string internal_error_reason(const kvm_run& run) {
+std::string internal_error_reason(const kvm_run& run, unsigned long vcpu_id) {
   const char* what = "unknown";
   switch (run.internal.suberror) {
     case KVM_INTERNAL_ERROR_EMULATION: what = "instruction emulation failed"; break;
@@ -19,7 +21,13 @@ std::string internal_error_reason(const kvm_run& run) {
     case KVM_INTERNAL_ERROR_DELIVERY_EV: what = "event delivery failed"; break;
     default: break;
   }
-  return fmt::format("KVM internal error {} ({})", run.internal.suberror, what);
+  // kvm-pvm serves /dev/kvm on hosts without hardware virtualization, but
+  // its emulator lacks instructions every x86_64 kernel uses.
+  const char* hint = ::access("/sys/module/kvm_pvm", F_OK) == 0
+                         ? "; this host's /dev/kvm is kvm-pvm, which cannot run an unmodified guest kernel: "
+                           "use tests/nested/run"
+                         : "";
+  return fmt::format("KVM internal error {} ({}) on vCPU {}{}", run.internal.suberror, what, vcpu_id, hint);
 }
 
 // Returns false when the guest's exit was fatal (ctl was told why).
@@ -64,7 +72,7 @@ bool handle_exit(const Vcpu& vcpu, Bus& pio, Bus& mmio, VmControl& ctl, size_t r
       }
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
-      ctl.request_stop({kExitGuestCrash, fmt::format("{} on vCPU {}", internal_error_reason(run), vcpu.id())});
+      ctl.request_stop({kExitGuestCrash, internal_error_reason(run, vcpu.id())});
       return false;
     case KVM_EXIT_FAIL_ENTRY:
       ctl.request_stop({kExitGuestCrash, fmt::format("VM entry failed on vCPU {} (hardware reason {:#x})",
