@@ -42,6 +42,30 @@ constexpr size_t kHostDirentName = 19;  // offsetof(linux_dirent64, d_name)
 
 }  // namespace
 
+CachePolicy parse_cache_policy(std::string_view s) {
+  if (s == "never") return CachePolicy::kNever;
+  if (s == "auto") return CachePolicy::kAuto;
+  if (s == "always") return CachePolicy::kAlways;
+  throw Error("unknown cache policy '" + std::string(s) + "': valid values are never, auto, always");
+}
+
+PassthroughOptions PassthroughOptions::with_cache(CachePolicy policy) const {
+  PassthroughOptions o = *this;
+  o.cache = policy;
+  constexpr uint32_t kDay = 86400;
+  o.entry_timeout_s = o.attr_timeout_s = policy == CachePolicy::kNever ? 0 : policy == CachePolicy::kAuto ? 1 : kDay;
+  return o;
+}
+
+uint32_t PassthroughOptions::open_reply_flags(bool dir) const {
+  switch (cache) {
+    case CachePolicy::kNever: return dir ? 0 : FOPEN_DIRECT_IO;
+    case CachePolicy::kAuto: return 0;
+    case CachePolicy::kAlways: return dir ? FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE;
+  }
+  return 0;
+}
+
 Passthrough::Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine)
     : opts_(opts),
       host_uid_(opts.host_uid.value_or(::geteuid())),
@@ -235,48 +259,59 @@ int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t s
   Inode* dir = inodes_.get(nodeid);
   Handle* h = handle(fh, true);
   if (!dir || !h) return -EBADF;
-  // Directory offsets are the host's d_off cookies: seek to the guest's.
-  if (offset > static_cast<uint64_t>(INT64_MAX)) return -EINVAL;
-  if (::lseek(h->fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return -errno;
-  alignas(8) uint8_t buf[16384];
+  // Directory offsets are the host's d_off cookies: seek only when the guest
+  // does not continue where the last reply ended (rewinddir, seekdir).
+  if (offset != h->dir_next_off) {
+    if (offset > static_cast<uint64_t>(INT64_MAX)) return -EINVAL;
+    if (::lseek(h->fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return -errno;
+    h->dirbuf_pos = h->dirbuf_len = 0;
+    h->dir_next_off = offset;
+  }
+  constexpr size_t kDirBuf = 16384;
+  if (h->dirbuf.size() != kDirBuf) h->dirbuf.resize(kDirBuf);
   const size_t start = out.size();
   for (;;) {
-    const long n = ::syscall(SYS_getdents64, h->fd.get(), buf, sizeof buf);
-    if (n < 0) return out.size() > start ? 0 : -errno;
-    if (n == 0) return 0;
-    for (size_t pos = 0; pos < static_cast<size_t>(n);) {
-      HostDirent d{};
-      std::memcpy(&d.ino, buf + pos, 8);
-      std::memcpy(&d.off, buf + pos + 8, 8);
-      std::memcpy(&d.reclen, buf + pos + 16, 2);
-      std::memcpy(&d.type, buf + pos + 18, 1);
-      const char* name = reinterpret_cast<const char*>(buf + pos + kHostDirentName);
-      const size_t namelen = ::strnlen(name, d.reclen - kHostDirentName);
-      pos += d.reclen;
-      const size_t head = plus ? sizeof(fuse_entry_out) + FUSE_NAME_OFFSET : FUSE_NAME_OFFSET;
-      const size_t rec = FUSE_DIRENT_ALIGN(head + namelen);
-      if (out.size() - start + rec > size) return 0;  // full: the guest resumes at the last off
-      fuse_entry_out entry{};
-      const std::string_view nv(name, namelen);
-      if (plus && nv != "." && nv != "..") {
-        // The guest takes a lookup reference for every entry it receives.
-        if (entry_for(h->fd.get(), nv, entry) != 0) continue;  // vanished since getdents
-      }
-      fuse_dirent de{};
-      de.ino = d.ino;
-      de.off = static_cast<uint64_t>(d.off);
-      de.namelen = static_cast<uint32_t>(namelen);
-      de.type = d.type;
-      const size_t at = out.size();
-      out.resize(at + rec, 0);
-      uint8_t* p = out.data() + at;
-      if (plus) {
-        std::memcpy(p, &entry, sizeof entry);
-        p += sizeof entry;
-      }
-      std::memcpy(p, &de, FUSE_NAME_OFFSET);
-      std::memcpy(p + FUSE_NAME_OFFSET, name, namelen);
+    if (h->dirbuf_pos >= h->dirbuf_len) {
+      const long n = ::syscall(SYS_getdents64, h->fd.get(), h->dirbuf.data(), h->dirbuf.size());
+      if (n < 0) return out.size() > start ? 0 : -errno;
+      h->dirbuf_pos = 0;
+      h->dirbuf_len = static_cast<size_t>(n);
+      if (n == 0) return 0;
     }
+    const uint8_t* rec_start = h->dirbuf.data() + h->dirbuf_pos;
+    HostDirent d{};
+    std::memcpy(&d.ino, rec_start, 8);
+    std::memcpy(&d.off, rec_start + 8, 8);
+    std::memcpy(&d.reclen, rec_start + 16, 2);
+    std::memcpy(&d.type, rec_start + 18, 1);
+    if (d.reclen <= kHostDirentName || d.reclen > h->dirbuf_len - h->dirbuf_pos) return -EIO;  // never from Linux
+    const char* name = reinterpret_cast<const char*>(rec_start + kHostDirentName);
+    const size_t namelen = ::strnlen(name, d.reclen - kHostDirentName);
+    const size_t head = plus ? sizeof(fuse_entry_out) + FUSE_NAME_OFFSET : FUSE_NAME_OFFSET;
+    const size_t rec = FUSE_DIRENT_ALIGN(head + namelen);
+    if (out.size() - start + rec > size) return 0;  // full: this record waits for the next call
+    h->dirbuf_pos += d.reclen;
+    h->dir_next_off = static_cast<uint64_t>(d.off);
+    fuse_entry_out entry{};
+    const std::string_view nv(name, namelen);
+    if (plus && nv != "." && nv != "..") {
+      // The guest takes a lookup reference for every entry it receives.
+      if (entry_for(h->fd.get(), nv, entry) != 0) continue;  // vanished since getdents
+    }
+    fuse_dirent de{};
+    de.ino = d.ino;
+    de.off = static_cast<uint64_t>(d.off);
+    de.namelen = static_cast<uint32_t>(namelen);
+    de.type = d.type;
+    const size_t at = out.size();
+    out.resize(at + rec, 0);
+    uint8_t* p = out.data() + at;
+    if (plus) {
+      std::memcpy(p, &entry, sizeof entry);
+      p += sizeof entry;
+    }
+    std::memcpy(p, &de, FUSE_NAME_OFFSET);
+    std::memcpy(p + FUSE_NAME_OFFSET, name, namelen);
   }
 }
 

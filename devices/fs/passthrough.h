@@ -37,8 +37,20 @@
 
 namespace ksbox::devices::fs {
 
+// How much the guest may cache (virtiofsd's terms). The host may edit a
+// share behind the guest's back, so the default keeps that visible: names
+// and attributes for a second, file pages dropped at every open.
+enum class CachePolicy : uint8_t {
+  kNever,   // no name/attribute timeouts, direct I/O: every access asks the host
+  kAuto,    // 1 s timeouts; the page cache is kept only while a file stays open
+  kAlways,  // long timeouts, pages and directories kept across opens: only the guest edits
+};
+// Parses "never", "auto", "always"; throws ksbox::Error naming the choices.
+CachePolicy parse_cache_policy(std::string_view s);
+
 struct PassthroughOptions {
   bool read_only = false;
+  CachePolicy cache = CachePolicy::kAuto;  // sets the timeouts below: see with_cache()
   size_t max_inodes = 1 << 20;
   size_t max_handles = 4096;  // open files and directories together
   uint32_t entry_timeout_s = 1;
@@ -52,6 +64,11 @@ struct PassthroughOptions {
   uint32_t guest_gid = 1000;
   std::optional<uid_t> host_uid;
   std::optional<gid_t> host_gid;
+
+  // These options with `policy` and the entry/attribute timeouts it implies.
+  PassthroughOptions with_cache(CachePolicy policy) const;
+  // FOPEN_* flags for an open (or create) reply under this policy.
+  uint32_t open_reply_flags(bool dir) const;
 };
 
 class Passthrough {
@@ -118,6 +135,14 @@ class Passthrough {
   struct Handle {
     UniqueFd fd;
     bool dir = false;
+    // Directories: getdents records read from the host but not yet sent,
+    // and the offset the guest resumes at when it continues. Continuing
+    // needs no lseek: on tmpfs (before Linux 6.6) a directory offset is a
+    // position, so seeking after the guest deleted entries (rm -rf) would
+    // skip others.
+    std::vector<uint8_t> dirbuf;
+    size_t dirbuf_pos = 0, dirbuf_len = 0;
+    uint64_t dir_next_off = 0;
   };
 
   static constexpr uint32_t kModeMask = 07777 & ~(S_ISUID | S_ISGID);

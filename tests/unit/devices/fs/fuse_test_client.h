@@ -25,8 +25,8 @@ namespace ksbox::devices::fs::testing {
 
 class TempDir {
  public:
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "ksbox-fuse-XXXXXX").string();
+  explicit TempDir(const std::filesystem::path& parent = std::filesystem::temp_directory_path()) {
+    std::string t = (parent / "ksbox-fuse-XXXXXX").string();
     if (!::mkdtemp(t.data())) throw std::runtime_error("mkdtemp");
     path_ = t;
   }
