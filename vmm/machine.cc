@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "devices/fs/io_engine_factory.h"
 #include "devices/fs/virtio_fs.h"
 #include "devices/legacy/i8042.h"
 #include "devices/rng/rng.h"
@@ -78,10 +79,15 @@ Machine::Machine(const MachineConfig& cfg)
   add_virtio_device(std::make_shared<devices::VirtioRng>());
   if (!cfg_.vsock_path.empty())
     add_virtio_device(std::make_shared<devices::VirtioVsock>(cfg_.vsock_path, cfg_.guest_cid));
-  for (const auto& share : cfg_.shares) {
-    devices::fs::PassthroughOptions fs_opts;
-    fs_opts.read_only = share.read_only;
-    add_virtio_device(std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts));
+  if (!cfg_.shares.empty()) {
+    const auto cache = devices::fs::parse_cache_policy(cfg_.share_cache);
+    const auto io = devices::fs::parse_io_engine_kind(cfg_.fs_io);
+    for (const auto& share : cfg_.shares) {
+      devices::fs::PassthroughOptions fs_opts;
+      fs_opts.read_only = share.read_only;
+      add_virtio_device(
+          std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts.with_cache(cache), io));
+    }
   }
   load_guest();
   create_vcpus(cfg.vcpus);

@@ -41,6 +41,10 @@ struct MachineConfig {
   std::string vsock_path;
   uint32_t guest_cid = 3;
   std::vector<ShareConfig> shares;  // one virtio-fs device each, in order
+  // For every share: the guest's cache policy (never|auto|always) and the
+  // file I/O engine (auto|io_uring|sync); checked where they are parsed.
+  std::string share_cache = "auto";
+  std::string fs_io = "auto";
 };
 
 // Throws Error with an actionable message; `host_memory_mib` and

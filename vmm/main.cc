@@ -46,6 +46,17 @@ int main(int argc, char** argv) {
          "at /workspace); ':ro' makes it read-only, enforced by the VMM. Repeatable, at most 4")
       ->type_name("TAG=HOSTDIR[:ro]")
       ->allow_extra_args(false);
+  app.add_option("--share-cache", cfg.share_cache,
+                 "what the guest may cache of the shares: 'auto' (names and attributes for 1 s, file pages "
+                 "while open: host edits show up), 'always' (kept until the guest drops them: only the guest "
+                 "edits), 'never' (every access asks the host; no shared mmap)")
+      ->check(CLI::IsMember({"never", "auto", "always"}))
+      ->capture_default_str();
+  app.add_option("--fs-io", cfg.fs_io,
+                 "file I/O engine of the shares: 'auto' (io_uring when the host allows it, else sync), "
+                 "'io_uring', 'sync'")
+      ->check(CLI::IsMember({"auto", "io_uring", "sync"}))
+      ->capture_default_str();
   app.footer(
       "Exit status: 0 the guest rebooted (use reboot=k, the default); 1 setup error; 2 usage error;\n"
       "3 the guest crashed (kernel panic, triple fault, KVM error) - the reason is on stderr;\n"

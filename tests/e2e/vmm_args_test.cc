@@ -86,5 +86,13 @@ TEST(VmmArguments, ShareTagUsedTwice) {
   expect_refused({"--kernel", any_file(), "--share", "w=/", "--share", "w=/tmp:ro"}, 1, "used twice");
 }
 
+TEST(VmmArguments, UnknownShareCacheIsAUsageError) {
+  expect_refused({"--kernel", any_file(), "--share-cache", "sometimes"}, 2, "--share-cache");
+}
+
+TEST(VmmArguments, UnknownFsIoEngineIsAUsageError) {
+  expect_refused({"--kernel", any_file(), "--fs-io", "aio"}, 2, "--fs-io");
+}
+
 }  // namespace
 }  // namespace ksbox::test
