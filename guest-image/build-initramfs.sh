@@ -2,8 +2,9 @@
 # build-initramfs.sh OUTFILE — writes the ksbox busybox initramfs (gzip'd newc cpio):
 #   /init (initramfs/init), /bin/busybox (busybox-static) + a symlink per applet,
 #   /sbin/ksbox-agent (from $AGENT), /dev/console (c 5:1) and /dev/null (c 1:3),
-#   dirs /proc /sys /dev /tmp /etc /root /mnt, a one-line /etc/passwd and
-#   /etc/group.
+#   dirs /proc /sys /dev /tmp /etc /root /mnt /home, an /etc/passwd and
+#   /etc/group with root and the unprivileged user sandbox (1000:1000), whose
+#   home /init creates.
 #
 # The archive is written by this script directly (the newc format is ASCII hex
 # headers), so device nodes need no mknod, root or fakeroot, and every entry has
@@ -66,13 +67,13 @@ mapfile -t applets < <("$busybox" --list-full | sort)
 [ ${#applets[@]} -gt 100 ] || die "'$busybox --list-full' listed only ${#applets[@]} applets"
 
 write_archive() {
-  for d in bin sbin usr usr/bin usr/sbin dev etc mnt proc root sys tmp; do
+  for d in bin sbin usr usr/bin usr/sbin dev etc home mnt proc root sys tmp; do
     case $d in tmp) dir "$d" 1777 ;; root) dir "$d" 700 ;; *) dir "$d" 755 ;; esac
   done
   node dev/console 600 5 1
   node dev/null 666 1 3
-  text etc/passwd $'root:x:0:0:root:/root:/bin/sh\n' 644
-  text etc/group $'root:x:0:\ntty:x:5:\n' 644
+  text etc/passwd $'root:x:0:0:root:/root:/bin/sh\nsandbox:x:1000:1000:sandbox:/home/sandbox:/bin/sh\n' 644
+  text etc/group $'root:x:0:\ntty:x:5:sandbox\nsandbox:x:1000:\n' 644
   file init "$init" 755
   file bin/busybox "$busybox" 755
   [ -z "$agent" ] || file sbin/ksbox-agent "$agent" 755

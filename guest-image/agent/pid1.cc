@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -17,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "exec_env.h"
 #include "log.h"
 #include "vmm/unique_fd.h"
 
@@ -52,7 +55,36 @@ void bring_up_lo() {
   ::ioctl(s.get(), SIOCSIFFLAGS, &ifr);
 }
 
+// True if any virtio device bound to the virtiofs driver exists. Mounting a
+// tag that is not there fails with a bare EINVAL, so look first and stay
+// quiet on a VM without shares.
+bool have_virtiofs_device() {
+  DIR* d = ::opendir("/sys/bus/virtio/drivers/virtiofs");
+  if (!d) return false;
+  bool found = false;
+  while (const dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, "virtio", 6) == 0) found = true;
+  }
+  ::closedir(d);
+  return found;
+}
+
 }  // namespace
+
+void mount_workspace() {
+  if (!have_virtiofs_device()) return;
+  const std::string dir(kWorkspaceDir);
+  if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) {
+    log("mkdir {}: {}", dir, std::strerror(errno));
+    return;
+  }
+  if (is_mount_point(dir)) return;
+  // nodev/nosuid: the VMM refuses device nodes and setuid bits already;
+  // this keeps the guest kernel from honouring any that the host put there.
+  if (::mount(kWorkspaceTag, dir.c_str(), "virtiofs", MS_NOSUID | MS_NODEV, nullptr) < 0)
+    log("mount virtiofs '{}' on {}: {} (is there a --share {}=DIR?)", kWorkspaceTag, dir,
+        std::strerror(errno), kWorkspaceTag);
+}
 
 void ensure_stdio(bool console) {
   for (int fd = 0; fd <= 2; ++fd) {
@@ -76,6 +108,7 @@ void setup_pid1() {
   mount_once("tmpfs", "/tmp", 0, "mode=1777");
   if (::sethostname("ksbox", 5) < 0) log("sethostname: {}", std::strerror(errno));
   bring_up_lo();
+  mount_workspace();
 }
 
 int reap_all() {

@@ -12,8 +12,16 @@ void ensure_stdio(bool console);
 
 // Mounts /proc, /sys, devtmpfs on /dev, devpts on /dev/pts (ptmxmode=666),
 // tmpfs on /dev/shm and /tmp, each only if nothing is mounted there yet;
-// sets the hostname "ksbox" and brings lo up (best effort).
+// sets the hostname "ksbox", brings lo up and mounts the workspace share
+// (best effort).
 void setup_pid1();
+
+// The virtio-fs share the host offers as the project workspace.
+inline constexpr const char* kWorkspaceTag = "workspace";
+
+// Mounts the virtio-fs tag kWorkspaceTag on kWorkspaceDir (nosuid, nodev)
+// when the guest has a virtio-fs device; logs a failure, never throws.
+void mount_workspace();
 
 // Reaps every exited child without blocking; returns how many.
 int reap_all();

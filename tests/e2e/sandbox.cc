@@ -35,11 +35,16 @@ Sandbox::Sandbox(const SandboxOptions& opts) : dir_(make_temp_dir()) {
   console_ = dir_ + "/console.log";
   std::vector<std::string> argv = {vmm_path(),
                                    "--kernel", guest_file("vmlinux"),
-                                   "--initrd", guest_file("initramfs.cpio.gz"),
+                                   "--initrd", guest_file(opts.initramfs),
                                    "--cmdline", "quiet",
                                    "--vcpus", std::to_string(opts.vcpus),
                                    "--memory", std::to_string(opts.memory_mib),
                                    "--vsock", socket_};
+  if (opts.workspace) {
+    std::filesystem::create_directory(workspace());
+    argv.push_back("--share");
+    argv.push_back("workspace=" + workspace() + (opts.workspace_read_only ? ":ro" : ""));
+  }
   argv.insert(argv.end(), opts.vmm_args.begin(), opts.vmm_args.end());
   vmm_ = std::make_unique<BackgroundProcess>(argv, console_);
 }

@@ -17,6 +17,11 @@ struct SandboxOptions {
   unsigned vcpus = 2;
   unsigned memory_mib = 512;
   std::vector<std::string> vmm_args;  // extra ksbox-vmm arguments
+  std::string initramfs = "initramfs.cpio.gz";  // in the guest image directory
+  // Share <dir>/workspace with the guest as the tag "workspace" (the agent
+  // mounts it on /workspace); ":ro" appended when read-only.
+  bool workspace = false;
+  bool workspace_read_only = false;
 };
 
 std::string cli_path();
@@ -29,6 +34,7 @@ class Sandbox {
 
   const std::string& dir() const { return dir_; }
   const std::string& socket() const { return socket_; }
+  std::string workspace() const { return dir_ + "/workspace"; }
   // argv of `ksbox exec --socket S OPTIONS... -- CMD...`.
   std::vector<std::string> exec_argv(const std::vector<std::string>& cmd,
                                      const std::vector<std::string>& options = {}) const;
