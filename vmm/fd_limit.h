@@ -8,8 +8,9 @@
 namespace ksbox {
 
 // Raises RLIMIT_NOFILE's soft limit to its hard limit (to fs.nr_open when
-// the hard limit is unlimited). Never fails: returns the soft limit in
-// effect afterwards (UINT64_MAX for unlimited).
+// the hard limit is unlimited), and both to fs.nr_open where the process
+// may (CAP_SYS_RESOURCE). Never fails: returns the soft limit in effect
+// afterwards (UINT64_MAX for unlimited).
 uint64_t raise_fd_limit();
 
 }  // namespace ksbox

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
@@ -54,6 +55,15 @@ PassthroughOptions PassthroughOptions::with_cache(CachePolicy policy) const {
   o.cache = policy;
   constexpr uint32_t kDay = 86400;
   o.entry_timeout_s = o.attr_timeout_s = policy == CachePolicy::kNever ? 0 : policy == CachePolicy::kAuto ? 1 : kDay;
+  return o;
+}
+
+PassthroughOptions PassthroughOptions::fit_to_fd_limit(uint64_t fd_limit) const {
+  constexpr uint64_t kHeadroom = 2048;  // vsock streams, eventfds, io_uring, the rest of the VMM
+  PassthroughOptions o = *this;
+  const uint64_t budget = fd_limit > 2 * kHeadroom ? fd_limit - kHeadroom : fd_limit / 2;
+  o.max_handles = static_cast<size_t>(std::min<uint64_t>(o.max_handles, std::max<uint64_t>(budget / 8, 1)));
+  o.max_inodes = static_cast<size_t>(std::min<uint64_t>(o.max_inodes, std::max<uint64_t>(budget - o.max_handles, 1)));
   return o;
 }
 

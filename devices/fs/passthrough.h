@@ -67,6 +67,11 @@ struct PassthroughOptions {
 
   // These options with `policy` and the entry/attribute timeouts it implies.
   PassthroughOptions with_cache(CachePolicy policy) const;
+  // These options with the inode and handle tables shrunk, if need be, so
+  // that their host fds (one O_PATH fd per inode) fit in `fd_limit` with
+  // room left for the rest of the VMM: a full table answers ENFILE to the
+  // guest instead of the process running into EMFILE.
+  PassthroughOptions fit_to_fd_limit(uint64_t fd_limit) const;
   // FOPEN_* flags for an open (or create) reply under this policy.
   uint32_t open_reply_flags(bool dir) const;
 };

@@ -3,6 +3,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstring>
@@ -24,7 +25,10 @@ VirtioFs::VirtioFs(std::string_view tag, std::string host_dir, PassthroughOption
 }
 
 std::unique_ptr<FuseServer> VirtioFs::make_server() const {
-  return std::make_unique<FuseServer>(std::make_unique<Passthrough>(host_dir_, opts_, make_io_engine(io_)));
+  rlimit rl{};
+  const uint64_t fd_limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? rl.rlim_cur : 1u << 20;
+  return std::make_unique<FuseServer>(
+      std::make_unique<Passthrough>(host_dir_, opts_.fit_to_fd_limit(fd_limit), make_io_engine(io_)));
 }
 
 uint32_t VirtioFs::device_type() const { return VIRTIO_ID_FS; }
