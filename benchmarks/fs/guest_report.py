@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Summarises benchmarks/fs/run-guest: reads the FSBENCH lines of the three
+logs (ksbox-vmm's console, QEMU's console, the native run), prints per-side
+checks, a header and the RESULT lines (medians over the passes):
+  RESULT <metric> ksbox=… peer=qemu-9p:… ratio=ksbox/peer
+  RESULT <metric>_vs_native ksbox=… peer=native:… ratio=ksbox/peer
+Times are in ms (lower is better); seq_* in MiB/s and rand_* in IOPS (higher
+is better). Exits 1 when a side did not finish."""
+import argparse
+import statistics
+import sys
+
+TIMED = ["find_files", "stat_files", "git_status", "untar", "rm_tree"]
+RATES = ["seq_write", "seq_read", "rand_read", "rand_write"]
+
+
+def parse(path):
+    steps, checks, done, fail = {}, [], False, None
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        return steps, checks, False, str(e), []
+    for line in lines:
+        line = line.strip()
+        words = line.split()
+        if len(words) == 3 and words[0] == "FSBENCH" and words[2].isdigit():
+            steps.setdefault(words[1], []).append(int(words[2]))
+        elif words[:1] == ["FSBENCH-CHECK"]:
+            checks.append(" ".join(words[1:]))
+        elif words[:1] == ["FSBENCH-DONE"]:
+            done = True
+        elif words[:1] == ["FSBENCH-FAIL"]:
+            fail = " ".join(words[1:])
+    return steps, checks, done, fail, lines
+
+
+def values(steps, args):
+    """metric -> (median, unit)."""
+    out = {}
+    for m in TIMED:
+        if m in steps:
+            out[m] = (statistics.median(ns / 1e6 for ns in steps[m]), "ms")
+    for m in RATES:
+        if m in steps:
+            if m.startswith("seq"):
+                out[m] = (statistics.median(args.mib / (ns / 1e9) for ns in steps[m]), "MiB/s")
+            else:
+                out[m] = (statistics.median(args.randops / (ns / 1e9) for ns in steps[m]), "IOPS")
+    return out
+
+
+def fmt(v, unit):
+    return f"{v:.1f}{unit}" if v < 1000 else f"{v:.0f}{unit}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, required=True)
+    ap.add_argument("--files", type=int, required=True)
+    ap.add_argument("--mib", type=int, required=True)
+    ap.add_argument("--randops", type=int, required=True)
+    ap.add_argument("--where", required=True)
+    ap.add_argument("--qemu-model", default="mapped")
+    ap.add_argument("ksbox")
+    ap.add_argument("qemu")
+    ap.add_argument("native")
+    args = ap.parse_args()
+
+    sides = {}
+    ok = True
+    sys.stdout.flush()
+    for name, path in (("ksbox", args.ksbox), ("qemu-9p", args.qemu), ("native", args.native)):
+        steps, checks, done, fail, lines = parse(path)
+        print(f"# {name}: {'; '.join(checks) or 'no checks'}", file=sys.stderr)
+        if not done:
+            ok = False
+            print(f"# {name}: did not finish ({fail or 'no FSBENCH-DONE'}); last lines of {path}:", file=sys.stderr)
+            for line in lines[-40:]:
+                print(f"#   {line}", file=sys.stderr)
+        sides[name] = values(steps, args)
+
+    print(f"# fs in-guest benchmark: {args.reps} passes per side in one boot each (medians), {args.where}; "
+          f"{args.files} files, {args.mib} MiB sequential, {args.randops} random 4 KiB requests; "
+          "guests: 1 vCPU, 1 GiB, caches dropped before each step; "
+          f"qemu-9p: security_model={args.qemu_model}, msize=512000, cache=none; ms lower is better, MiB/s and IOPS higher is better")
+    for peer in ("qemu-9p", "native"):
+        suffix = "" if peer == "qemu-9p" else "_vs_native"
+        for m in TIMED + RATES:
+            k, p = sides["ksbox"].get(m), sides[peer].get(m)
+            if not k or not p:
+                continue
+            print(f"RESULT {m}{suffix} ksbox={fmt(*k)} peer={peer}:{fmt(*p)} ratio={k[0] / p[0]:.3f}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
