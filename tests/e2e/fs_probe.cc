@@ -113,19 +113,23 @@ int xattr(const std::string& path) {
   return 0;
 }
 
+// Only what every file system with holes agrees on (tmpfs counts
+// fallocated, unwritten pages as holes; ext4 may not).
 int sparse(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
   check(fd >= 0, "open");
-  const off_t mib = 1 << 20;
-  check(::fallocate(fd, 0, 0, 4 * mib) == 0, "fallocate");
+  const off_t mib = 1 << 20, page = 4096;
+  const std::vector<char> block(page, 'd');
+  write_all(fd, block.data(), page, 0);
+  write_all(fd, block.data(), page, 3 * mib);
+  const off_t hole = ::lseek(fd, 0, SEEK_HOLE);
+  check(hole == page, "SEEK_HOLE after the first block (got " + std::to_string(hole) + ")");
+  check(::lseek(fd, page, SEEK_DATA) == 3 * mib, "SEEK_DATA finds the second block");
+  check(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, page) == 0, "punch hole");
+  check(::lseek(fd, 0, SEEK_DATA) == 3 * mib, "SEEK_DATA skips the punched block");
+  check(::fallocate(fd, 0, 3 * mib + page, mib - page) == 0, "fallocate");
   struct stat st {};
   check(::fstat(fd, &st) == 0 && st.st_size == 4 * mib, "size after fallocate");
-  check(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, mib, 2 * mib) == 0, "punch hole");
-  write_all(fd, "data", 4, 0);
-  check(::lseek(fd, 0, SEEK_DATA) == 0, "SEEK_DATA at 0");
-  const off_t hole = ::lseek(fd, 0, SEEK_HOLE);
-  check(hole == mib, "SEEK_HOLE finds the punched hole (got " + std::to_string(hole) + ")");
-  check(::lseek(fd, mib, SEEK_DATA) == 3 * mib, "SEEK_DATA after the hole");
   ::close(fd);
   std::puts("ok");
   return 0;
