@@ -8,6 +8,8 @@
 
 #include <csignal>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include <fmt/format.h>
@@ -30,6 +32,17 @@
 
 namespace ksbox {
 namespace {
+
+// KVM emulates the guest's TSC-deadline timer through the host's TSC. Where
+// the host does not trust its own TSC (its clocksource is not "tsc", as in
+// the nested harness's TCG-emulated L1: "SMP vm created on host with
+// unstable TSC"), guest timers were seen not to fire for minutes (RCU
+// stalls, hung tests): the guest keeps the plain APIC timer there.
+bool host_tsc_is_stable() {
+  std::string cs;
+  std::ifstream("/sys/devices/system/clocksource/clocksource0/current_clocksource") >> cs;
+  return cs == "tsc";
+}
 
 constexpr uint64_t kMaxKernelBytes = 512ull << 20;
 constexpr uint16_t kCom1Port = 0x3f8;
@@ -194,7 +207,8 @@ void Machine::on_console_output(std::span<const uint8_t> bytes) {
 
 void Machine::create_vcpus(unsigned count) {
   auto supported = kvm_.supported_cpuid();
-  if (kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0) x86::advertise_tsc_deadline(supported);
+  if (kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0 && host_tsc_is_stable())
+    x86::advertise_tsc_deadline(supported);
   const size_t run_size = kvm_.vcpu_mmap_size();
   for (unsigned i = 0; i < count; ++i) {
     Vcpu vcpu = vm_.create_vcpu(i, run_size);
