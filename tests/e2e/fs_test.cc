@@ -130,9 +130,7 @@ TEST_F(FsTest, UntarOfAThousandFilesMatchesOnTheHost) {
   r = host("diff -r --no-dereference tree workspace/out/tree && echo same");
   EXPECT_OK(r);
   EXPECT_EQ(r.out, "same\n");
-  // And back: the guest removes it all. Slow in the nested harness (~200 s
-  // for these 1000 files the guest created; 150 take under a second):
-  // an open bug, see the issue notes.
+  // And back: the guest removes it all.
   r = sh("rm -rf out; ls");
   ASSERT_OK(r);
   EXPECT_EQ(r.out, "");
