@@ -19,6 +19,7 @@
 #include "devices/legacy/i8042.h"
 #include "devices/rng/rng.h"
 #include "devices/vsock/vsock.h"
+#include "vmm/control_server.h"
 #include "vmm/cmdline.h"
 #include "vmm/error.h"
 #include "vmm/mapped_file.h"
@@ -234,6 +235,10 @@ ExitStatus Machine::run() {
   install_vcpu_kick_handler();
   UniqueFd sigfd(::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) throw_errno("signalfd");
+
+  std::optional<ControlServer> control;
+  if (!cfg_.control_path.empty())
+    control.emplace(cfg_.control_path, ControlInfo{cfg_.name, cfg_.vcpus, cfg_.memory_mib}, ctl_);
 
   std::vector<std::thread> threads;
   threads.reserve(vcpus_.size());

@@ -45,6 +45,10 @@ struct MachineConfig {
   // file I/O engine (auto|io_uring|sync); checked where they are parsed.
   std::string share_cache = "auto";
   std::string fs_io = "auto";
+  // Supervision by the ksbox CLI: the control socket ("" = none) and the
+  // name it reports.
+  std::string control_path;
+  std::string name;
 };
 
 // Throws Error with an actionable message; `host_memory_mib` and

@@ -9,6 +9,7 @@
 #include "vmm/error.h"
 #include "vmm/exit_status.h"
 #include "vmm/fd_limit.h"
+#include "vmm/lock_fd.h"
 #include "vmm/machine.h"
 
 int main(int argc, char** argv) {
@@ -57,6 +58,15 @@ int main(int argc, char** argv) {
                  "'io_uring', 'sync'")
       ->check(CLI::IsMember({"auto", "io_uring", "sync"}))
       ->capture_default_str();
+  app.add_option("--control", cfg.control_path,
+                 "Unix socket for the ksbox CLI: JSON requests {\"cmd\":\"status\"} and {\"cmd\":\"stop\"}")
+      ->type_name("PATH");
+  app.add_option("--name", cfg.name, "the sandbox name the control socket reports");
+  int lock_fd = -1;
+  app.add_option("--lock-fd", lock_fd,
+                 "an inherited fd of the sandbox's lock file, flock()ed by the caller: the VMM holds the lock "
+                 "until it exits, so that no second VMM can run for the same sandbox")
+      ->check(CLI::Range(3, 1 << 20));
   app.footer(
       "Exit status: 0 the guest rebooted (use reboot=k, the default); 1 setup error; 2 usage error;\n"
       "3 the guest crashed (kernel panic, triple fault, KVM error) - the reason is on stderr;\n"
@@ -70,6 +80,14 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (lock_fd >= 0) {
+    try {
+      hold_lock(lock_fd);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "ksbox-vmm: error: %s\n", e.what());
+      return kExitSetupError;
+    }
+  }
   // Every vsock stream is a host socket: allow as many as the hard limit does.
   raise_fd_limit();
   try {

@@ -36,39 +36,39 @@ int connect_to(int fd, const sockaddr_un& addr) {
 }
 
 // Whether a process is accepting connections at `addr`.
-bool someone_listens(const sockaddr_un& addr, const std::string& path) {
+bool someone_listens(const sockaddr_un& addr, const std::string& path, std::string_view what) {
   UniqueFd probe = stream_socket();
   if (!probe) throw_errno("vsock: socket");
   if (connect_to(probe.get(), addr) == 0) return true;
   // EAGAIN: a listener whose backlog is full is alive all the same.
   if (errno == EAGAIN) return true;
   if (errno == ECONNREFUSED || errno == ENOENT) return false;
-  throw Error(fmt::format("vsock socket '{}' exists and cannot be probed: {}", path, std::strerror(errno)));
+  throw Error(fmt::format("{} '{}' exists and cannot be probed: {}", what, path, std::strerror(errno)));
 }
 
 }  // namespace
 
-UnixListener::UnixListener(std::string path) : path_(std::move(path)) {
+UnixListener::UnixListener(std::string path, std::string_view what) : path_(std::move(path)) {
   const auto addr = unix_address(path_);
   if (!addr)
-    throw Error(fmt::format("vsock socket path '{}' must be non-empty and shorter than {} bytes", path_,
+    throw Error(fmt::format("{} path '{}' must be non-empty and shorter than {} bytes", what, path_,
                             sizeof(sockaddr_un::sun_path)));
   fd_ = stream_socket();
-  if (!fd_) throw_errno("vsock: socket");
+  if (!fd_) throw_errno(std::string(what) + ": socket");
   const auto* sa = reinterpret_cast<const sockaddr*>(&*addr);
   if (::bind(fd_.get(), sa, sizeof *addr) < 0) {
     if (errno != EADDRINUSE)
-      throw Error(fmt::format("cannot create vsock socket '{}': {}", path_, std::strerror(errno)));
+      throw Error(fmt::format("cannot create {} '{}': {}", what, path_, std::strerror(errno)));
     struct stat st{};
     if (::lstat(path_.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
-      throw Error(fmt::format("vsock socket path '{}' exists and is not a socket", path_));
-    if (someone_listens(*addr, path_))
-      throw Error(fmt::format("vsock socket '{}' is in use by another process", path_));
+      throw Error(fmt::format("{} path '{}' exists and is not a socket", what, path_));
+    if (someone_listens(*addr, path_, what))
+      throw Error(fmt::format("{} '{}' is in use by another process", what, path_));
     // A leftover of a process that died: take its place.
     if (::unlink(path_.c_str()) < 0 && errno != ENOENT)
-      throw Error(fmt::format("cannot remove stale vsock socket '{}': {}", path_, std::strerror(errno)));
+      throw Error(fmt::format("cannot remove stale {} '{}': {}", what, path_, std::strerror(errno)));
     if (::bind(fd_.get(), sa, sizeof *addr) < 0)
-      throw Error(fmt::format("cannot create vsock socket '{}': {}", path_, std::strerror(errno)));
+      throw Error(fmt::format("cannot create {} '{}': {}", what, path_, std::strerror(errno)));
   }
   struct stat st{};
   if (::lstat(path_.c_str(), &st) == 0) {
@@ -80,12 +80,12 @@ UnixListener::UnixListener(std::string path) : path_(std::move(path)) {
   if (::chmod(path_.c_str(), S_IRUSR | S_IWUSR) < 0) {
     const int err = errno;
     ::unlink(path_.c_str());
-    throw Error(fmt::format("cannot restrict vsock socket '{}' to its owner: {}", path_, std::strerror(err)));
+    throw Error(fmt::format("cannot restrict {} '{}' to its owner: {}", what, path_, std::strerror(err)));
   }
   if (::listen(fd_.get(), SOMAXCONN) < 0) {
     const int err = errno;
     ::unlink(path_.c_str());
-    throw Error(fmt::format("cannot listen on vsock socket '{}': {}", path_, std::strerror(err)));
+    throw Error(fmt::format("cannot listen on {} '{}': {}", what, path_, std::strerror(err)));
   }
 }
 

@@ -24,7 +24,8 @@ namespace ksbox::devices::vsock {
 // still the socket we bound.
 class UnixListener {
  public:
-  explicit UnixListener(std::string path);
+  // `what` names the socket in error messages.
+  explicit UnixListener(std::string path, std::string_view what = "vsock socket");
   ~UnixListener();
   UnixListener(const UnixListener&) = delete;
   UnixListener& operator=(const UnixListener&) = delete;

@@ -1,0 +1,86 @@
+#include "vmm/control_server.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace ksbox {
+namespace {
+
+using nlohmann::json;
+
+TEST(ControlRequest, StatusReportsThisProcess) {
+  VmControl ctl;
+  const json r = json::parse(handle_control_request(R"({"cmd":"status"})", {"proj", 2, 512}, ctl));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["pid"], ::getpid());
+  EXPECT_EQ(r["name"], "proj");
+  EXPECT_EQ(r["state"], "running");
+  EXPECT_EQ(r["vcpus"], 2);
+  EXPECT_EQ(r["memory_mib"], 512);
+  EXPECT_FALSE(ctl.stopping());
+}
+
+TEST(ControlRequest, StopAsksTheVmToStopCleanly) {
+  VmControl ctl;
+  const json r = json::parse(handle_control_request(R"({"cmd":"stop"})", {}, ctl));
+  EXPECT_EQ(r["ok"], true);
+  ASSERT_TRUE(ctl.stopping());
+  EXPECT_EQ(ctl.status()->code, kExitGuestReset);
+}
+
+TEST(ControlRequest, MalformedRequestsAreRefused) {
+  VmControl ctl;
+  for (const char* bad : {"", "{", "[]", "42", R"({"cmd":7})", R"({"cmd":"reboot"})", "\xff\xfe"}) {
+    const json r = json::parse(handle_control_request(bad, {}, ctl));
+    EXPECT_EQ(r["ok"], false) << bad;
+    EXPECT_TRUE(r["error"].is_string()) << bad;
+  }
+  EXPECT_FALSE(ctl.stopping());
+}
+
+std::string ask(const std::string& path, const std::string& request) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  EXPECT_EQ(::write(fd, request.data(), request.size()), static_cast<ssize_t>(request.size()));
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+TEST(ControlServer, ServesRequestsAndRemovesItsSocket) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ksbox-ctl-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = dir / "ctl.sock";
+  VmControl ctl;
+  {
+    ControlServer server(path, {"box", 1, 256}, ctl);
+    EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    const json st = json::parse(ask(path, "{\"cmd\":\"status\"}\n"));
+    EXPECT_EQ(st["name"], "box");
+    // A request over the size limit gets no answer, and the server goes on.
+    EXPECT_EQ(ask(path, std::string(kMaxControlRequest + 10, 'x') + "\n"), "");
+    EXPECT_EQ(json::parse(ask(path, "{\"cmd\":\"stop\"}\n"))["ok"], true);
+    EXPECT_TRUE(ctl.stopping());
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ksbox
