@@ -1,6 +1,7 @@
 // ksbox-vmm: one microVM per process.
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 #include "vmm/exit_status.h"
 #include "vmm/fd_limit.h"
 #include "vmm/lock_fd.h"
+#include "vmm/pid_file.h"
 #include "vmm/machine.h"
 
 int main(int argc, char** argv) {
@@ -61,6 +63,11 @@ int main(int argc, char** argv) {
   app.add_option("--control", cfg.control_path,
                  "Unix socket for the ksbox CLI: JSON requests {\"cmd\":\"status\"} and {\"cmd\":\"stop\"}")
       ->type_name("PATH");
+  std::string pid_file;
+  app.add_option("--pid-file", pid_file,
+                 "write {\"pid\",\"starttime\"} here at start; removed when the VMM ends, unless the guest "
+                 "crashed")
+      ->type_name("PATH");
   app.add_option("--name", cfg.name, "the sandbox name the control socket reports");
   int lock_fd = -1;
   app.add_option("--lock-fd", lock_fd,
@@ -91,8 +98,11 @@ int main(int argc, char** argv) {
   // Every vsock stream is a host socket: allow as many as the hard limit does.
   raise_fd_limit();
   try {
+    std::optional<PidFile> pid;
+    if (!pid_file.empty()) pid.emplace(pid_file);
     Machine machine(cfg);
     const ExitStatus st = machine.run();
+    if (pid && st.code == kExitGuestCrash) pid->keep();
     if (st.code != kExitGuestReset) std::fprintf(stderr, "ksbox-vmm: %s\n", st.reason.c_str());
     return st.code;
   } catch (const Error& e) {
