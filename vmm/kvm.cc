@@ -10,6 +10,7 @@
 
 #include "vmm/error.h"
 #include "vmm/kvm_abi.h"
+#include "vmm/kvm_required_caps.h"
 
 namespace ksbox {
 namespace {
@@ -56,12 +57,7 @@ Kvm Kvm::open(const std::string& path) {
   if (version != KVM_API_VERSION)
     throw Error(fmt::format("{} speaks KVM API {}, ksbox-vmm needs {}", path, version, KVM_API_VERSION));
   Kvm kvm(std::move(fd));
-  for (auto [cap, name] : {std::pair{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-                           {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-                           {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-                           {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
-                           {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-                           {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}}) {
+  for (auto [cap, name] : kRequiredKvmCaps) {
     if (kvm.check_extension(cap) <= 0)
       throw Error(fmt::format("this kernel's KVM lacks {} which ksbox-vmm needs", name));
   }
