@@ -1,0 +1,20 @@
+// The clone's uncommitted changes (work tree and index against HEAD),
+// honouring .gitignore, submodules excluded.
+#pragma once
+
+#include <git2.h>
+
+#include <string>
+#include <vector>
+
+namespace ksbox::git {
+
+struct WorktreeChange {
+  std::string path;
+  std::string status;  // "modified", "untracked", "deleted", "added", "renamed", "typechange", "conflicted"
+  unsigned flags = 0;  // git_status_t
+};
+
+std::vector<WorktreeChange> worktree_changes(git_repository* repo);
+
+}  // namespace ksbox::git
