@@ -19,7 +19,8 @@ using namespace ksbox::git;
 
 constexpr const char* kFooter =
     "Exit status: 0 done; 1 error; 2 nothing to sync (sync) or to commit (commit);\n"
-    "3 diverged, or the sync would overwrite uncommitted host changes (the host is left untouched);\n"
+    "3 diverged; the sync would overwrite uncommitted host changes; the host is detached, on another\n"
+    "branch than the clone was made from, or mid-merge/rebase (in every case the host is left untouched);\n"
     "4 not a git repository. Usage errors exit 1.";
 
 void print_json(const nlohmann::json& j) { fmt::print("{}\n", j.dump()); }

@@ -49,6 +49,7 @@ json to_json(const SyncReport& r) {
   json j = {{"result", result_name(r.decision)},
             {"dry_run", r.dry_run},
             {"branch", nonempty_or_null(r.branch)},
+            {"clone_branch", nonempty_or_null(r.clone_branch)},
             {"from", optional_string(r.from)},
             {"to", optional_string(r.to)},
             {"commits", commits},
@@ -115,7 +116,17 @@ void print_sync(const SyncReport& r, FILE* out, FILE* err) {
     case Decision::kHostNotOnBranch:
       fmt::print(err, "ksbox: {} is not on a branch with commits (HEAD detached or unborn); nothing was changed. "
                       "Check out the branch to sync into{}, then sync again\n",
-                 r.project, r.branch.empty() ? "" : fmt::format(" ({})", r.branch));
+                 r.project, r.clone_branch.empty() ? "" : fmt::format(" (git switch {})", r.clone_branch));
+      break;
+    case Decision::kWrongBranch:
+      fmt::print(err, "ksbox: the sandbox was cloned from branch {}, but {} is on {}; nothing was changed. "
+                      "Switch back (git switch {}), then sync again\n",
+                 r.clone_branch, r.project, r.branch, r.clone_branch);
+      break;
+    case Decision::kHostBusy:
+      fmt::print(err, "ksbox: {} is in the middle of a merge, rebase or similar; nothing was changed. "
+                      "Finish or abort it, then sync again\n",
+                 r.project);
       break;
   }
   print_uncommitted(r, out);

@@ -138,7 +138,12 @@ SyncReport run_sync(const SyncOptions& o) {
   r.branch = host.head == HostHead::kDetached ? "" : host.name;
   if (host.tip) r.from = oid_str(*host.tip);
   std::optional<git_oid> clone_tip = clone_head_commit(clone);
-  SyncFacts facts{.host_head = host.head, .host_tip = r.from.value_or("")};
+  r.clone_branch = clone.branch;
+  SyncFacts facts{.host_head = host.head,
+                  .host_tip = r.from.value_or(""),
+                  .host_operation_in_progress = git_repository_state(repo) != GIT_REPOSITORY_STATE_NONE,
+                  .branch_mismatch = !clone.branch.empty() && host.head == HostHead::kBranch &&
+                                     clone.branch != host.name};
   if (clone_tip) {
     r.to = facts.clone_tip = oid_str(*clone_tip);
     if (o.dry_run) {

@@ -39,6 +39,7 @@ struct SyncReport {
   std::string project;   // work tree
   std::string clone;
   std::string branch;    // host branch ("" when detached)
+  std::string clone_branch;  // the host branch the clone was made from (ksbox.branch)
   std::optional<std::string> from;  // host tip before
   std::optional<std::string> to;    // clone tip
   std::vector<CommitInfo> commits;  // at most kMaxListedCommits

@@ -7,6 +7,8 @@ namespace ksbox::git {
 Decision decide(const SyncFacts& f) {
   if (!f.clone_tip) return Decision::kNothing;
   if (f.host_head != HostHead::kBranch) return Decision::kHostNotOnBranch;
+  if (f.branch_mismatch) return Decision::kWrongBranch;
+  if (f.host_operation_in_progress) return Decision::kHostBusy;
   if (*f.clone_tip == f.host_tip || f.clone_is_ancestor_of_host) return Decision::kNothing;
   if (!f.host_is_ancestor_of_clone) return Decision::kDiverged;
   return f.checkout_would_conflict ? Decision::kConflict : Decision::kFastForward;
@@ -21,6 +23,8 @@ int exit_code(Decision d) {
     case Decision::kDiverged:
     case Decision::kConflict:
     case Decision::kHostNotOnBranch:
+    case Decision::kWrongBranch:
+    case Decision::kHostBusy:
       return kExitConflict;
   }
   return kExitError;
@@ -36,6 +40,8 @@ const char* result_name(Decision d) {
       return "diverged";
     case Decision::kConflict:
     case Decision::kHostNotOnBranch:
+    case Decision::kWrongBranch:
+    case Decision::kHostBusy:
       return "conflict";
   }
   return "error";

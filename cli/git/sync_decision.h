@@ -17,6 +17,11 @@ struct SyncFacts {
   bool host_is_ancestor_of_clone = false;
   // The fast-forward checkout would overwrite uncommitted host changes.
   bool checkout_would_conflict = false;
+  // The host is mid-merge, rebase, cherry-pick... (git_repository_state).
+  bool host_operation_in_progress = false;
+  // The clone was made from another branch than the one now checked out on
+  // the host: its work belongs there, not here.
+  bool branch_mismatch = false;
 };
 
 enum class Decision {
@@ -25,6 +30,8 @@ enum class Decision {
   kDiverged,         // both sides have commits of their own
   kConflict,         // fast-forward possible, but host changes are in the way
   kHostNotOnBranch,  // host HEAD detached or unborn: nothing to move
+  kWrongBranch,      // host is on another branch than the clone was made from
+  kHostBusy,         // host is in the middle of a merge/rebase/...
 };
 
 Decision decide(const SyncFacts& facts);

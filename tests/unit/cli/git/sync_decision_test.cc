@@ -66,5 +66,21 @@ TEST(SyncDecision, HostNotOnABranchRefuses) {
   EXPECT_EQ(exit_code(Decision::kHostNotOnBranch), kExitConflict);
 }
 
+TEST(SyncDecision, HostOnAnotherBranchOrMidMergeRefuses) {
+  SyncFacts f = facts(false, true);
+  f.branch_mismatch = true;
+  EXPECT_EQ(decide(f), Decision::kWrongBranch);
+  f.branch_mismatch = false;
+  f.host_operation_in_progress = true;
+  EXPECT_EQ(decide(f), Decision::kHostBusy);
+  // Even when the clone has nothing new.
+  f = facts(true, false);
+  f.branch_mismatch = true;
+  EXPECT_EQ(decide(f), Decision::kWrongBranch);
+  EXPECT_EQ(exit_code(Decision::kWrongBranch), kExitConflict);
+  EXPECT_EQ(exit_code(Decision::kHostBusy), kExitConflict);
+  EXPECT_STREQ(result_name(Decision::kWrongBranch), "conflict");
+}
+
 }  // namespace
 }  // namespace ksbox::git

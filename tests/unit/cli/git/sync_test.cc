@@ -197,6 +197,35 @@ TEST_F(SyncTest, DetachedHostHeadRefuses) {
   EXPECT_EQ(ref_target(project(), "refs/heads/main"), base_);
 }
 
+TEST_F(SyncTest, HostOnAnotherBranchRefuses) {
+  write_file(clone() / "README.md", "sandbox\n");
+  commit_all(clone(), "sandbox work");
+  {
+    Repository repo = open_repo(project());
+    git_object* head = nullptr;
+    ASSERT_EQ(git_revparse_single(&head, repo.get(), "HEAD"), 0);
+    Object h(head);
+    git_reference* br = nullptr;
+    ASSERT_EQ(git_branch_create(&br, repo.get(), "other", reinterpret_cast<git_commit*>(h.get()), 0), 0);
+    git_reference_free(br);
+    ASSERT_EQ(git_repository_set_head(repo.get(), "refs/heads/other"), 0);
+  }
+  SyncReport r = sync();
+  EXPECT_EQ(r.decision, Decision::kWrongBranch);
+  EXPECT_EQ(r.clone_branch, "main");
+  EXPECT_EQ(ref_target(project(), "refs/heads/other"), base_);
+  EXPECT_EQ(ref_target(project(), "refs/heads/main"), base_);
+}
+
+TEST_F(SyncTest, HostMidMergeRefuses) {
+  write_file(clone() / "README.md", "sandbox\n");
+  commit_all(clone(), "sandbox work");
+  write_file(project() / ".git/MERGE_HEAD", base_ + "\n");
+  SyncReport r = sync();
+  EXPECT_EQ(r.decision, Decision::kHostBusy);
+  EXPECT_EQ(head_commit(project()), base_);
+}
+
 TEST_F(SyncTest, AutoCommitThenSync) {
   write_file(clone() / "README.md", "sandbox, uncommitted\n");
   SyncReport r = run_sync({.clone = clone().string(), .project = project().string(), .auto_commit = true,
