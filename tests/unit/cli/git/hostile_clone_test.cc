@@ -122,6 +122,24 @@ TEST_F(HostileCloneTest, TreeWithADotGitEntryIsNotFetched) {
   EXPECT_FALSE(git_odb_exists(project_odb.get(), &outer));
 }
 
+TEST_F(HostileCloneTest, ASyncedSymlinkIsNeverWrittenThroughLater) {
+  // Sync 1 brings a symlink to a host directory; sync 2 turns it into a
+  // directory with a file in it: the file must land in the work tree, not
+  // in the directory the old symlink pointed at.
+  fs::create_directories(tmp_.path() / "outside");
+  fs::create_directory_symlink(tmp_.path() / "outside", clone() / "link");
+  commit_all(clone(), "add a symlink");
+  ASSERT_EQ(run_sync({.clone = clone().string(), .project = project().string()}).decision, Decision::kFastForward);
+  ASSERT_TRUE(fs::is_symlink(project() / "link"));
+  fs::remove(clone() / "link");
+  write_file(clone() / "link/planted", "x\n");
+  commit_all(clone(), "replace it with a directory");
+  EXPECT_EQ(run_sync({.clone = clone().string(), .project = project().string()}).decision, Decision::kFastForward);
+  EXPECT_FALSE(fs::exists(tmp_.path() / "outside/planted"));
+  EXPECT_FALSE(fs::is_symlink(project() / "link"));
+  EXPECT_EQ(read_file(project() / "link/planted"), "x\n");
+}
+
 TEST_F(HostileCloneTest, ArtifactsCopyRegularFilesOnly) {
   write_file(clone() / "dist/app.js", "console.log(1)\n");
   write_file(clone() / "dist/assets/logo.svg", "<svg/>\n");
