@@ -101,9 +101,8 @@ void print_sync(const SyncReport& r, FILE* out, FILE* err) {
       print_commits(r, out);
       fmt::print(err, "ksbox: {} and the sandbox have diverged; {} was left untouched. To finish by hand:\n", r.branch,
                  r.project);
-      if (r.dry_run) fmt::print(err, "  ksbox sync   (without --dry-run: fetches the sandbox's commits into {})\n", kSyncRef);
-      fmt::print(err, "  git -C {} merge {}     # merge the sandbox's work\n", r.project, kSyncRef);
-      fmt::print(err, "  git -C {} rebase {}    # or replay the host's commits on top of it\n", r.project, kSyncRef);
+      fmt::print(err, "  git -C {} fetch {} HEAD\n", r.project, r.clone);
+      fmt::print(err, "  git -C {} merge FETCH_HEAD     # or: rebase FETCH_HEAD\n", r.project);
       break;
     case Decision::kConflict:
       fmt::print(out, "The sandbox has {} ({}) that would overwrite uncommitted changes in {}:\n",

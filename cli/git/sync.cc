@@ -146,15 +146,9 @@ SyncReport run_sync(const SyncOptions& o) {
                                      clone.branch != host.name};
   if (clone_tip) {
     r.to = facts.clone_tip = oid_str(*clone_tip);
-    if (o.dry_run) {
-      read_clone_objects_in_memory(repo, clone);
-    } else {
-      transfer_objects(clone.repo.get(), repo, *clone_tip);
-      git_reference* raw = nullptr;
-      check(git_reference_create(&raw, repo, kSyncRef, &*clone_tip, 1, "ksbox sync: fetch from the sandbox"),
-            fmt::format("cannot write {}", kSyncRef));
-      Reference keep(raw);
-    }
+    // Decide with the clone's objects visible in memory only: unless the
+    // sync goes ahead, nothing at all is written to the project.
+    read_clone_objects_in_memory(repo, clone);
     if (host.head == HostHead::kBranch) {
       facts.clone_is_ancestor_of_host = descends(repo, *host.tip, *clone_tip);
       facts.host_is_ancestor_of_clone = descends(repo, *clone_tip, *host.tip);
@@ -171,7 +165,17 @@ SyncReport run_sync(const SyncOptions& o) {
     }
   }
   r.decision = decide(facts);
-  if (r.decision == Decision::kFastForward && !o.dry_run) fast_forward(repo, host, *clone_tip, r);
+  if (r.decision == Decision::kFastForward && !o.dry_run) {
+    // A fresh handle without the in-memory alternate: from here on the
+    // project reads only objects that passed transfer_objects' checks.
+    Project target = open_project(project.workdir);
+    transfer_objects(clone.repo.get(), target.repo.get(), *clone_tip);
+    git_reference* raw = nullptr;
+    check(git_reference_create(&raw, target.repo.get(), kSyncRef, &*clone_tip, 1, "ksbox sync: from the sandbox"),
+          fmt::format("cannot write {}", kSyncRef));
+    Reference keep(raw);
+    fast_forward(target.repo.get(), host, *clone_tip, r);
+  }
 
   bool artifacts_apply = r.decision == Decision::kFastForward || r.decision == Decision::kNothing;
   if (o.artifacts && artifacts_apply) {

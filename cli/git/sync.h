@@ -14,7 +14,8 @@
 
 namespace ksbox::git {
 
-// The ref in the project repository that holds the clone's fetched tip.
+// The ref in the project repository that holds the clone tip of the last
+// successful sync (written only then: a refused sync writes nothing).
 inline constexpr const char* kSyncRef = "refs/ksbox/sync/head";
 inline constexpr size_t kMaxListedCommits = 1000;
 

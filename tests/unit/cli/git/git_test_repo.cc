@@ -146,6 +146,12 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return out;
 }
 
+size_t object_files(const fs::path& dir) {
+  size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir / ".git/objects")) n += e.is_regular_file() ? 1 : 0;
+  return n;
+}
+
 void GitFixture::SetUp() {
   // No host config may leak into the tests (the identity tests depend on it).
   for (int level : {GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG, GIT_CONFIG_LEVEL_GLOBAL})

@@ -49,6 +49,8 @@ std::string config_value(const fs::path& dir, const std::string& key);  // "" if
 // Everything a sync must leave alone when it refuses: refs and their
 // targets, HEAD, the index bytes and every work-tree file's content.
 std::map<std::string, std::string> snapshot(const fs::path& dir);
+// Files under .git/objects (loose objects and packs).
+size_t object_files(const fs::path& dir);
 
 // Succeeds when `f` throws Failure with `exit_code` and `needle` in its message.
 template <typename F>

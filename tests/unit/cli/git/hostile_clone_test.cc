@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/git/artifacts.h"
+#include "cli/git/object_transfer.h"
 #include "cli/git/sandbox_clone.h"
 #include "cli/git/sync.h"
 #include "git_test_repo.h"
@@ -113,10 +114,14 @@ TEST_F(HostileCloneTest, TreeWithADotGitEntryIsNotFetched) {
   write_file(clone() / ".git/refs/heads/main", oid_str(commit) + "\n");
 
   auto before = snapshot(project());
+  // libgit2's checkout refuses the path already while deciding...
   EXPECT_FAILS_WITH(run_sync({.clone = clone().string(), .project = project().string()}), kExitError,
-                    "invalid entry name '.git'");
+                    "invalid path '.git/config'");
   EXPECT_EQ(snapshot(project()), before);
   Repository project_repo = open_repo(project());
+  // ... and the object transfer would refuse the tree on its own.
+  EXPECT_FAILS_WITH(transfer_objects(repo.get(), project_repo.get(), commit), kExitError,
+                    "invalid entry name '.git'");
   Odb project_odb = repo_odb(project_repo.get());
   EXPECT_FALSE(git_odb_exists(project_odb.get(), &commit));
   EXPECT_FALSE(git_odb_exists(project_odb.get(), &outer));

@@ -94,7 +94,9 @@ TEST_F(KsboxGitBinaryTest, DivergedIsExit3WithCommandsToFinishByHand) {
   CliRun r = run(sync_args({}));
   EXPECT_EQ(r.status(), 3);
   EXPECT_EQ(r.err.rfind("ksbox: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find("git -C " + project().string() + " merge refs/ksbox/sync/head"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("git -C " + project().string() + " fetch " + clone().string() + " HEAD"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("merge FETCH_HEAD"), std::string::npos) << r.err;
   r = run(sync_args({"--json"}));
   EXPECT_EQ(r.status(), 3);
   EXPECT_EQ(json::parse(r.out)["result"], "diverged");
