@@ -1,46 +1,57 @@
 #!/usr/bin/env bash
-# The body of scripts/demo.sh, run where /dev/kvm exists: boots a guest with
-# ksbox-vmm, runs commands in it with `ksbox exec` over vsock (no SSH, no
-# network), then powers it off with `ksbox stop`.
+# The body of scripts/demo.sh, run where /dev/kvm exists: the ksbox workflow
+# on a throwaway git project. `ksbox run` boots its sandbox, the "agent"
+# commits in /workspace (a clone: the host repository is never shared),
+# `ksbox sync` fast-forwards the project, then stop and destroy.
 set -euo pipefail
 build=${KSBOX_BUILD_DIR:?}
-ksbox=$build/cli/ksbox
+export PATH=$build/cli:$PATH
 state=$(mktemp -d "${TMPDIR:-/tmp}/ksbox-demo-XXXXXX")
-sock=$state/vsock.sock
-vmm_pid=
+# A state directory of its own, so the demo leaves nothing in ~/.local/state.
+export XDG_STATE_HOME=$state/state
+# The test guest image: the default initramfs plus git (the Debian root
+# disk with the agents' CLIs is issue 7's).
+mkdir -p "$state/guest"
+ln -s "$build/guest/vmlinux" "$state/guest/vmlinux"
+ln -s "$build/guest/initramfs-test.cpio.gz" "$state/guest/initramfs.cpio.gz"
+export KSBOX_GUEST_DIR=$state/guest
+project=$state/hello-project
 cleanup() {
-  [ -n "$vmm_pid" ] && kill -9 "$vmm_pid" 2>/dev/null || true
+  ksbox destroy --force hello-project >/dev/null 2>&1 || true
   rm -rf "$state"
 }
 trap cleanup EXIT
 
 say() { printf '\n\033[1mdemo: %s\033[0m\n' "$*" >&2; }
 
-say "booting the guest (2 vCPUs, 512 MiB), console in $state/console.log"
+mkdir -p "$project"
+git -C "$project" init -q -b main
+git -C "$project" config user.name "Demo User"
+git -C "$project" config user.email demo@example.com
+echo "# hello" >"$project/README.md"
+git -C "$project" add README.md
+git -C "$project" commit -qm "Initial commit"
+
+say "ksbox run $project --no-attach   (clone, boot, wait for the agent)"
 start=$(date +%s%N)
-"$build/vmm/ksbox-vmm" --kernel "$build/guest/vmlinux" --initrd "$build/guest/initramfs.cpio.gz" \
-  --vcpus 2 --memory 512 --cmdline quiet --vsock "$sock" >"$state/console.log" 2>&1 &
-vmm_pid=$!
+ksbox run "$project" --no-attach --vcpus 1 --memory 768
+echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms (nested emulation is slow; see benchmarks/)" >&2
 
-say "ksbox exec -- uname -sr   (waits for the agent)"
-"$ksbox" exec --socket "$sock" -- uname -sr
-echo "first exec after $(( ($(date +%s%N) - start) / 1000000 )) ms (nested emulation is slow; see benchmarks/)" >&2
+say "ksbox exec: the agent works and commits in /workspace, as the sandbox user"
+ksbox exec hello-project -- sh -c 'cd /workspace && id -un && echo "print(42)" > main.py &&
+  git add main.py && git commit -qm "Add main.py" && git log --format="%h %an: %s"'
 
-say "guest facts"
-"$ksbox" exec --socket "$sock" -- sh -c 'echo "cpus: $(nproc)"; grep MemTotal /proc/meminfo; id'
+say "ksbox status"
+ksbox status hello-project
 
-say "stdin and stdout pass through: echo hello | ksbox exec -- tr a-z A-Z"
-echo "hello from the host" | "$ksbox" exec --socket "$sock" -- tr a-z A-Z
+say "ksbox sync --dry-run   (shows what would come, changes nothing)"
+ksbox sync hello-project --dry-run
 
-say "exit statuses come back: ksbox exec -- sh -c 'exit 42'"
-set +e
-"$ksbox" exec --socket "$sock" -- sh -c 'exit 42'
-echo "status: $?"
-set -e
+say "ksbox sync   (host-initiated, fast-forward only)"
+ksbox sync hello-project
+git -C "$project" log --format="%h %an: %s"
 
-say "ksbox stop"
-"$ksbox" stop --socket "$sock"
-wait "$vmm_pid" && status=0 || status=$?
-vmm_pid=
-echo "ksbox-vmm exited with status $status" >&2
-exit "$status"
+say "ksbox list; ksbox stop; ksbox destroy"
+ksbox list
+ksbox stop hello-project
+ksbox destroy hello-project

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job for now: build everything, boot the default guest with
-# ksbox-vmm and run commands in it with `ksbox exec` (scripts/demo-session.sh).
+# The main job: build everything, then `ksbox run` a sandbox for a git
+# project, work and commit in it, `ksbox sync` the commits back
+# (scripts/demo-session.sh).
 # Without /dev/kvm on this host that runs inside the nested-KVM harness
 # (tests/nested/run).
 set -euo pipefail

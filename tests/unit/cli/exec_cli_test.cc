@@ -317,12 +317,17 @@ TEST(ExecCli, NoCommonProtocolVersionIs255) {
 TEST(ExecCli, UsageErrorsAre2) {
   const CliRun no_cmd = run_cli({"exec", "-s", "/x.sock"});
   EXPECT_EQ(no_cmd.status(), 2);
-  EXPECT_TRUE(contains(no_cmd.err, "command is required")) << no_cmd.err;
+  EXPECT_TRUE(contains(no_cmd.err, "no command")) << no_cmd.err;
   const CliRun bad_user = run_cli({"exec", "-s", "/x.sock", "-u", "root", "--", "id"});
   EXPECT_EQ(bad_user.status(), 2);
   EXPECT_TRUE(contains(bad_user.err, "--user 'root'")) << bad_user.err;
   EXPECT_EQ(run_cli({"exec", "-s", "/x.sock", "-e", "=x", "--", "id"}).status(), 2);
-  EXPECT_EQ(run_cli({"exec", "--", "id"}).status(), 2);  // no --socket
+  // Neither --socket nor a sandbox (XDG_STATE_HOME is empty): like any VM that cannot be reached.
+  ::setenv("XDG_STATE_HOME", "/nonexistent-ksbox-state", 1);
+  const CliRun no_vm = run_cli({"exec", "nosuch", "--", "id"});
+  ::unsetenv("XDG_STATE_HOME");
+  EXPECT_EQ(no_vm.status(), 255);
+  EXPECT_TRUE(contains(no_vm.err, "no sandbox named nosuch")) << no_vm.err;
   EXPECT_EQ(run_cli({"exec", "-s", "/x.sock", "--connect-timeout", "-1", "--", "id"}).status(), 2);
   EXPECT_EQ(run_cli({"frobnicate"}).status(), 2);
   EXPECT_EQ(run_cli({}).status(), 2);

@@ -1,0 +1,246 @@
+// End to end: the ksbox CLI's sandbox lifecycle on temp git projects —
+// run, exec, sync, stop, status, list, destroy, crash recovery, --fresh —
+// with the real ksbox-vmm (inside the nested harness when the host has no
+// /dev/kvm). The guest is the test image (it has git).
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/process.h"
+
+namespace ksbox::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class LifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access("/dev/kvm", R_OK | W_OK), 0)
+        << "no usable /dev/kvm: run this test through tests/nested/with-kvm (ctest does)";
+    // Sockets cannot live on the harness's 9p root: everything under /tmp.
+    root_ = fs::path("/tmp") / ("ksbox-life-" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "guest");
+    const fs::path guest = KSBOX_GUEST_DIR;
+    ASSERT_TRUE(fs::exists(guest / "initramfs-test.cpio.gz")) << "build the guest image: scripts/build.sh";
+    fs::create_symlink(guest / "vmlinux", root_ / "guest/vmlinux");
+    fs::create_symlink(guest / "initramfs-test.cpio.gz", root_ / "guest/initramfs.cpio.gz");
+    ::setenv("KSBOX_GUEST_DIR", (root_ / "guest").c_str(), 1);
+    ::setenv("XDG_STATE_HOME", (root_ / "state").c_str(), 1);
+  }
+  void TearDown() override {
+    // Whatever a failed test left running.
+    for (const auto& n : started_) ksbox({"destroy", "--force", n});
+    fs::remove_all(root_);
+  }
+
+  ProcessResult ksbox(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(240)) {
+    args.insert(args.begin(), KSBOX_CLI);
+    ProcessOptions o;
+    o.timeout = timeout;
+    return run_process(args, o);
+  }
+  ProcessResult git(const fs::path& repo, std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "-C", repo.string(), "-c", "user.name=Host", "-c", "user.email=h@x"});
+    return run_process(args);
+  }
+  std::string head(const fs::path& repo) { return git(repo, {"rev-parse", "HEAD"}).out; }
+
+  // A git project with one commit, and the identity ksbox propagates.
+  fs::path make_project(const std::string& name) {
+    const fs::path p = root_ / name;
+    fs::create_directories(p);
+    EXPECT_EQ(git(p, {"init", "-q", "-b", "main"}).exit_code, 0);
+    EXPECT_EQ(git(p, {"config", "user.name", "Host User"}).exit_code, 0);
+    EXPECT_EQ(git(p, {"config", "user.email", "host@example.com"}).exit_code, 0);
+    std::ofstream(p / "README") << "hello\n";
+    EXPECT_EQ(git(p, {"add", "README"}).exit_code, 0);
+    EXPECT_EQ(git(p, {"commit", "-qm", "init"}).exit_code, 0);
+    return p;
+  }
+  // Boots the project's sandbox detached; one vCPU (see fs_test.cc).
+  void start(const fs::path& project, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"run", project.string(), "--no-attach", "--vcpus", "1", "--memory", "768"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = ksbox(args);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    started_.push_back(project.filename());
+  }
+  ProcessResult guest(const std::string& name, const std::string& script) {
+    return ksbox({"exec", name, "--", "sh", "-c", script});
+  }
+  json status(const std::string& name) {
+    const auto r = ksbox({"status", name, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out, nullptr, false);
+  }
+  // No process, socket or directory of the sandbox is left.
+  void expect_gone(const std::string& name, pid_t vmm) {
+    EXPECT_FALSE(fs::exists(root_ / "state/ksbox" / name));
+    EXPECT_NE(::kill(vmm, 0), 0) << "the VMM still runs";
+  }
+
+  fs::path root_;
+  std::vector<std::string> started_;
+};
+
+constexpr const char* kCommitInGuest =
+    "cd /workspace && git config user.name >/dev/null && echo agent > agent.txt && git add agent.txt && "
+    "git commit -qm 'agent work' && git log -1 --format=%an";
+
+TEST_F(LifecycleTest, RunExecSyncStopDestroy) {
+  const fs::path proj = make_project("alpha");
+  start(proj);
+  EXPECT_EQ(status("alpha")["state"], "running");
+  const pid_t vmm = status("alpha")["pid"].get<pid_t>();
+
+  // The guest works on a clone, commits carry the host user's identity.
+  auto r = guest("alpha", kCommitInGuest);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "Host User\n");
+  EXPECT_FALSE(fs::exists(proj / "agent.txt")) << "the guest wrote the host repository";
+
+  // --dry-run shows the commit and changes nothing.
+  const std::string before = head(proj);
+  r = ksbox({"sync", "alpha", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("agent work"), std::string::npos) << r.out;
+  EXPECT_EQ(head(proj), before);
+
+  // An uncommitted guest file is listed, not copied.
+  ASSERT_EQ(guest("alpha", "echo draft > /workspace/draft.txt").exit_code, 0);
+  r = ksbox({"sync", "alpha"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(read_file(proj / "agent.txt"), "agent\n");
+  EXPECT_NE(head(proj), before);
+  EXPECT_NE((r.out + r.err).find("draft.txt"), std::string::npos) << r.out << r.err;
+  EXPECT_FALSE(fs::exists(proj / "draft.txt"));
+
+  EXPECT_EQ(ksbox({"sync", "alpha"}).exit_code, 2) << "nothing to sync";
+
+  // Diverged: the host is left exactly as it was.
+  ASSERT_EQ(guest("alpha", "cd /workspace && echo g >> agent.txt && git commit -qam guest2").exit_code, 0);
+  std::ofstream(proj / "host.txt") << "host\n";
+  ASSERT_EQ(git(proj, {"add", "host.txt"}).exit_code, 0);
+  ASSERT_EQ(git(proj, {"commit", "-qm", "host work"}).exit_code, 0);
+  const std::string host_head = head(proj);
+  r = ksbox({"sync", "alpha"});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_EQ(head(proj), host_head);
+  EXPECT_EQ(read_file(proj / "agent.txt"), "agent\n");
+
+  // Unsynced work keeps destroy from losing it; stop, then --force.
+  EXPECT_EQ(ksbox({"destroy", "alpha"}).exit_code, 1);
+  r = ksbox({"stop", "alpha"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(status("alpha")["state"], "stopped");
+  EXPECT_EQ(ksbox({"destroy", "alpha"}).exit_code, 1) << "unsynced commit";
+  EXPECT_EQ(ksbox({"destroy", "alpha", "--force"}).exit_code, 0);
+  expect_gone("alpha", vmm);
+  EXPECT_EQ(ksbox({"destroy", "alpha", "--force"}).exit_code, 0) << "--force always succeeds";
+}
+
+TEST_F(LifecycleTest, CrashRecoveryAndFresh) {
+  const fs::path proj = make_project("beta");
+  start(proj);
+  ASSERT_EQ(guest("beta", kCommitInGuest).exit_code, 0);
+  const pid_t vmm = status("beta")["pid"].get<pid_t>();
+  ASSERT_EQ(::kill(vmm, SIGKILL), 0);
+  for (int i = 0; i < 100 && ::kill(vmm, 0) == 0; ++i) ::usleep(50'000);
+  EXPECT_EQ(status("beta")["state"], "crashed");
+  auto l = ksbox({"list", "--json"});
+  EXPECT_NE(l.out.find("crashed"), std::string::npos) << l.out;
+
+  // The next start recovers, with the committed work intact.
+  start(proj);
+  auto r = guest("beta", "cd /workspace && git log --format=%s");
+  EXPECT_EQ(r.out, "agent work\ninit\n") << r.err;
+  EXPECT_EQ(ksbox({"run", proj.string(), "--no-attach"}).exit_code, 2) << "already running";
+
+  // --fresh discards the sandbox's clone.
+  start(proj, {"--fresh"});
+  r = guest("beta", "cd /workspace && git log --format=%s");
+  EXPECT_EQ(r.out, "init\n") << r.err;
+  const pid_t vmm2 = status("beta")["pid"].get<pid_t>();
+  EXPECT_EQ(ksbox({"destroy", "beta", "--force"}).exit_code, 0);
+  expect_gone("beta", vmm2);
+}
+
+TEST_F(LifecycleTest, TwoSandboxesAtOnceAndAutoCommit) {
+  const fs::path a = make_project("gamma");
+  const fs::path b = make_project("delta");
+  start(a, {"--sync-mode", "auto-commit"});
+  start(b);
+  auto l = ksbox({"list", "--json"});
+  const json all = json::parse(l.out, nullptr, false);
+  ASSERT_TRUE(all.is_array()) << l.out;
+  EXPECT_EQ(all.size(), 2u);
+  for (const auto& s : all) EXPECT_EQ(s["state"], "running") << s.dump();
+
+  // auto-commit: ksbox commits the guest's changes before syncing.
+  ASSERT_EQ(guest("gamma", "echo one > /workspace/one.txt").exit_code, 0);
+  ASSERT_EQ(guest("delta", kCommitInGuest).exit_code, 0);
+  auto r = ksbox({"sync", "gamma"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(read_file(a / "one.txt"), "one\n");
+  r = ksbox({"sync", "delta"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(read_file(b / "agent.txt"), "agent\n");
+
+  // stop with auto-commit commits what is left; a later sync brings it.
+  ASSERT_EQ(guest("gamma", "echo two > /workspace/two.txt").exit_code, 0);
+  EXPECT_EQ(ksbox({"stop", "gamma", "--sync"}).exit_code, 0);
+  EXPECT_EQ(read_file(a / "two.txt"), "two\n");
+  EXPECT_EQ(ksbox({"stop", "delta"}).exit_code, 0);
+}
+
+TEST_F(LifecycleTest, BadInputsHaveTheirExitCodes) {
+  const fs::path not_repo = root_ / "plain";
+  fs::create_directories(not_repo);
+  auto r = ksbox({"run", not_repo.string(), "--no-attach"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("not in a git repository"), std::string::npos) << r.err;
+
+  const fs::path proj = make_project("eps");
+  r = ksbox({"run", proj.string(), "--no-attach", "--network", "sideways"});
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("--network"), std::string::npos) << r.err;
+  r = ksbox({"run", proj.string(), "--no-attach", "--memory", "16"});
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+
+  ::setenv("KSBOX_GUEST_DIR", (root_ / "nowhere").c_str(), 1);
+  r = ksbox({"run", proj.string(), "--no-attach"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  ::setenv("KSBOX_GUEST_DIR", (root_ / "guest").c_str(), 1);
+
+  ::setenv("KSBOX_KVM_DEVICE", (root_ / "no-kvm").c_str(), 1);
+  r = ksbox({"run", proj.string(), "--no-attach"});
+  ::unsetenv("KSBOX_KVM_DEVICE");
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("kvm"), std::string::npos) << r.err;
+
+  EXPECT_EQ(ksbox({"exec", "nosuch", "--", "true"}).exit_code, 255);
+  EXPECT_EQ(ksbox({"sync", "nosuch"}).exit_code, 1);
+  EXPECT_EQ(ksbox({"status", "nosuch"}).exit_code, 1);
+  EXPECT_EQ(ksbox({"destroy", "nosuch"}).exit_code, 1);
+  EXPECT_EQ(ksbox({"stop", "nosuch"}).exit_code, 1);
+}
+
+}  // namespace
+}  // namespace ksbox::test
