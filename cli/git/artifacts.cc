@@ -23,6 +23,10 @@ struct DirCloser {
   void operator()(DIR* d) const { ::closedir(d); }
 };
 
+void add_skip(ArtifactReport& report, const std::string& path, std::string reason) {
+  if (++report.skipped_count <= kMaxListedSkips) report.skipped.push_back({path, std::move(reason)});
+}
+
 class Copier {
  public:
   explicit Copier(ArtifactReport& report) : report_(report) {}
@@ -117,7 +121,7 @@ class Copier {
     stats.bytes += total;
   }
 
-  void skip(const std::string& path, std::string reason) { report_.skipped.push_back({path, std::move(reason)}); }
+  void skip(const std::string& path, std::string reason) { add_skip(report_, path, std::move(reason)); }
 
   ArtifactReport& report_;
 };
@@ -144,7 +148,7 @@ ArtifactReport copy_artifacts(const std::string& clone_root, const std::string& 
     Entry e = stat_entry(src_root.get(), d);
     if (e.kind == EntryKind::kMissing) continue;
     if (e.kind != EntryKind::kDirectory) {
-      report.skipped.push_back({d, e.kind == EntryKind::kSymlink ? "symlink" : "special file"});
+      add_skip(report, d, e.kind == EntryKind::kSymlink ? "symlink" : "special file");
       continue;
     }
     UniqueFd src(::openat(src_root.get(), d.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -6,6 +6,7 @@
 // symlink already in the project's artifact tree is replaced, not followed.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,9 +24,11 @@ struct SkippedArtifact {
   std::string path;
   std::string reason;  // "symlink", "special file", "not a directory in the project", "error: ..."
 };
+inline constexpr size_t kMaxListedSkips = 1000;
 struct ArtifactReport {
   std::vector<ArtifactDir> copied;
-  std::vector<SkippedArtifact> skipped;
+  std::vector<SkippedArtifact> skipped;  // the first kMaxListedSkips
+  size_t skipped_count = 0;
 };
 
 // Copies the artifact dirs that exist in `clone_root` into `project_root`

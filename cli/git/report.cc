@@ -1,5 +1,7 @@
 #include "cli/git/report.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace ksbox::git {
@@ -22,7 +24,10 @@ void print_commits(const SyncReport& r, FILE* out) {
 void print_uncommitted(const SyncReport& r, FILE* out) {
   if (r.uncommitted.empty()) return;
   fmt::print(out, "Not transferred (uncommitted in the sandbox; commit them there, or use --auto-commit):\n");
-  for (const auto& u : r.uncommitted) fmt::print(out, "  {:<10} {}\n", u.status, u.path);
+  for (size_t i = 0; i < std::min(r.uncommitted.size(), kMaxListedCommits); ++i)
+    fmt::print(out, "  {:<10} {}\n", r.uncommitted[i].status, r.uncommitted[i].path);
+  if (r.uncommitted.size() > kMaxListedCommits)
+    fmt::print(out, "  ... and {} more\n", r.uncommitted.size() - kMaxListedCommits);
 }
 
 void print_artifacts(const SyncReport& r, FILE* out) {
@@ -31,6 +36,8 @@ void print_artifacts(const SyncReport& r, FILE* out) {
   for (const auto& d : r.artifacts->copied)
     fmt::print(out, "Copied {}/: {}, {} bytes\n", d.dir, plural(d.files, "file"), d.bytes);
   for (const auto& s : r.artifacts->skipped) fmt::print(out, "  skipped {} ({})\n", s.path, s.reason);
+  if (r.artifacts->skipped_count > r.artifacts->skipped.size())
+    fmt::print(out, "  ... and {} more skipped\n", r.artifacts->skipped_count - r.artifacts->skipped.size());
 }
 
 }  // namespace
@@ -39,7 +46,10 @@ json to_json(const SyncReport& r) {
   json commits = json::array();
   for (const auto& c : r.commits) commits.push_back({{"id", c.id}, {"author", c.author}, {"subject", c.subject}});
   json uncommitted = json::array();
-  for (const auto& u : r.uncommitted) uncommitted.push_back({{"path", u.path}, {"status", u.status}});
+  // Lists are bounded (the guest decides how long they could be); the
+  // *_count fields have the totals.
+  for (size_t i = 0; i < std::min(r.uncommitted.size(), kMaxListedCommits); ++i)
+    uncommitted.push_back({{"path", r.uncommitted[i].path}, {"status", r.uncommitted[i].status}});
   json artifacts = json::array();
   json skipped = json::array();
   if (r.artifacts) {
@@ -59,8 +69,10 @@ json to_json(const SyncReport& r) {
             {"deletions", r.deletions},
             {"conflicts", r.conflicts},
             {"uncommitted", uncommitted},
+            {"uncommitted_count", r.uncommitted.size()},
             {"artifacts", artifacts},
             {"artifacts_skipped", skipped},
+            {"artifacts_skipped_count", r.artifacts ? r.artifacts->skipped_count : 0},
             {"artifacts_would_copy", r.artifacts_would_copy}};
   if (r.auto_commit) j["auto_commit"] = to_json(*r.auto_commit);
   return j;

@@ -17,6 +17,7 @@ namespace ksbox::git {
 // The ref in the project repository that holds the clone tip of the last
 // successful sync (written only then: a refused sync writes nothing).
 inline constexpr const char* kSyncRef = "refs/ksbox/sync/head";
+// Longest list printed (commits, uncommitted files, conflicts).
 inline constexpr size_t kMaxListedCommits = 1000;
 
 struct SyncOptions {

@@ -180,6 +180,15 @@ TEST_F(HostileCloneTest, ArtifactsCopyRegularFilesOnly) {
   EXPECT_EQ(files, (std::map<std::string, uint64_t>{{"dist", 2}, {"target", 1}}));
 }
 
+TEST_F(HostileCloneTest, ArtifactSkipListIsBounded) {
+  fs::create_directories(clone() / "dist");
+  for (size_t i = 0; i < kMaxListedSkips + 5; ++i)
+    fs::create_symlink("/etc/passwd", clone() / "dist" / ("l" + std::to_string(i)));
+  ArtifactReport r = copy_artifacts(clone().string(), project().string());
+  EXPECT_EQ(r.skipped.size(), kMaxListedSkips);
+  EXPECT_EQ(r.skipped_count, kMaxListedSkips + 5);
+}
+
 TEST_F(HostileCloneTest, SyncCopiesArtifactsOnNothingToSyncButNotOnDryRun) {
   write_file(clone() / "build/out.bin", "bin\n");
   SyncReport dry = run_sync({.clone = clone().string(), .project = project().string(), .dry_run = true,
