@@ -49,25 +49,6 @@ void require_small_file(int gitfd, const std::string& gitdir, const std::string&
     refuse(gitdir, fmt::format("{} is {} bytes (limit {})", name, e.st.st_size, limit));
 }
 
-// True if a line opens an include/includeIf section (leading blanks and a
-// UTF-8 byte-order mark skipped, case-insensitive). Conservative: a value
-// continued onto a line that looks like such a header also counts.
-bool has_include_section(std::string_view config) {
-  size_t pos = 0;
-  while (pos < config.size()) {
-    size_t end = config.find('\n', pos);
-    if (end == std::string_view::npos) end = config.size();
-    std::string_view line = config.substr(pos, end - pos);
-    pos = end + 1;
-    size_t i = line.find_first_not_of(" \t\r\v\f\xEF\xBB\xBF");
-    if (i == std::string_view::npos || line[i] != '[') continue;
-    i = line.find_first_not_of(" \t", i + 1);
-    if (i != std::string_view::npos && line.size() - i >= 7 && strncasecmp(line.data() + i, "include", 7) == 0)
-      return true;
-  }
-  return false;
-}
-
 // Layout and size checks.
 void check_layout(const std::string& gitdir) {
   UniqueFd gitfd = open_directory(gitdir);
@@ -92,10 +73,29 @@ void check_layout(const std::string& gitdir) {
   auto config = read_regular_file(gitfd.get(), "config", kMaxConfig);
   // include.path / includeIf would make libgit2 read any host file (or block
   // on a FIFO) while opening the repository.
-  if (config && has_include_section(*config)) refuse(gitdir, "its config has an [include] or [includeIf] section");
+  if (config && config_has_include(*config)) refuse(gitdir, "its config has an [include] or [includeIf] section");
 }
 
 }  // namespace
+
+// Leading blanks and a UTF-8 byte-order mark skipped, case-insensitive.
+// Conservative: a value continued onto a line that looks like such a header
+// also counts.
+bool config_has_include(std::string_view config) {
+  size_t pos = 0;
+  while (pos < config.size()) {
+    size_t end = config.find('\n', pos);
+    if (end == std::string_view::npos) end = config.size();
+    std::string_view line = config.substr(pos, end - pos);
+    pos = end + 1;
+    size_t i = line.find_first_not_of(" \t\r\v\f\xEF\xBB\xBF");
+    if (i == std::string_view::npos || line[i] != '[') continue;
+    i = line.find_first_not_of(" \t", i + 1);
+    if (i != std::string_view::npos && line.size() - i >= 7 && strncasecmp(line.data() + i, "include", 7) == 0)
+      return true;
+  }
+  return false;
+}
 
 void check_ref_file(const std::string& gitdir, const std::string& refname) {
   if (refname.rfind("refs/", 0) != 0) refuse(gitdir, fmt::format("HEAD points outside refs/ ({})", refname));

@@ -15,6 +15,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "cli/git/git_handles.h"
 
@@ -40,6 +41,10 @@ SandboxClone open_sandbox_clone(const std::string& dir);
 // clone's git dir: every directory on the way is a real directory and the file,
 // if present, a small regular file. Throws Failure otherwise.
 void check_ref_file(const std::string& gitdir, const std::string& refname);
+
+// True if a line of this git config text opens an [include] or [includeIf]
+// section (such a clone is refused). Exposed for the fuzz target.
+bool config_has_include(std::string_view config);
 
 // The clone's HEAD commit, resolving the symbolic chain with check_ref_file
 // at every step; nullopt when HEAD is unborn.
