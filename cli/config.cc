@@ -149,9 +149,15 @@ SandboxConfig parse_config(std::string_view json_text, std::string_view source_n
                   const std::string at = fmt::format("{}[{}]", path, i);
                   r.members(v[i], at, {"tag", "host_dir", "read_only"},
                             [&](const std::string& sk, const std::string& sp, const Json& sv) {
-                              if (sk == "tag") s.tag = r.string(sv, sp), has_tag = true;
-                              if (sk == "host_dir") s.host_dir = r.string(sv, sp), has_dir = true;
-                              if (sk == "read_only") s.read_only = r.boolean(sv, sp);
+                              if (sk == "tag") {
+                                s.tag = r.string(sv, sp);
+                                has_tag = true;
+                              } else if (sk == "host_dir") {
+                                s.host_dir = r.string(sv, sp);
+                                has_dir = true;
+                              } else {
+                                s.read_only = r.boolean(sv, sp);
+                              }
                             });
                   if (!has_tag) r.fail(at + ".tag", "missing");
                   if (!has_dir) r.fail(at + ".host_dir", "missing");
