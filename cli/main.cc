@@ -17,6 +17,7 @@
 #include "cli/config_command.h"
 #include "cli/doctor.h"
 #include "cli/host_checks.h"
+#include "cli/idle_sync.h"
 #include "cli/options.h"
 #include "cli/sandbox_commands.h"
 #include "cli/stop.h"
@@ -301,6 +302,11 @@ int main(int argc, char** argv) {
   config->add_option("path", config_path, "a directory in the project (default: the current one)");
   config->add_flag("--json", config_json, "as JSON");
 
+  std::string idle_name;
+  CLI::App* idle_sync = app.add_subcommand(kIdleSyncCommand, "the auto-idle watcher (started by ksbox run)");
+  idle_sync->group("");  // internal: not in --help
+  idle_sync->add_option("name", idle_name)->required();
+
   try {
     app.parse(split.argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -332,6 +338,7 @@ int main(int argc, char** argv) {
     if (*logs) return logs_command(logs_name, logs_follow);
     if (*sync) return sync_command(sync_name, sync_dry, sync_artifacts, sync_json);
     if (*doctor) return run_doctor_command(doctor_json);
+    if (*idle_sync) return idle_sync_main(idle_name);
     if (*init || *config) {
       const auto root = find_git_root(*init ? "." : config_path);
       if (!root) return say(1, "not in a git repository");

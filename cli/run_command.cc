@@ -12,6 +12,7 @@
 #include "cli/config.h"
 #include "cli/exec_command.h"
 #include "cli/hooks.h"
+#include "cli/idle_sync.h"
 #include "cli/host_checks.h"
 #include "cli/options.h"
 #include "cli/sandbox_commands.h"
@@ -62,19 +63,25 @@ void clone_workspace(const SandboxPaths& p, const fs::path& root, const SandboxC
   if (c.git_name) args.insert(args.end(), {"--name", *c.git_name});
   if (c.git_email) args.insert(args.end(), {"--email", *c.git_email});
   say(fmt::format("cloning {} into the sandbox", root.string()));
-  if (run_tool(*git, args) != 0) {
+  if (run_tool(*git, args, /*stdout_to_stderr=*/true) != 0) {
     std::error_code ec;
     fs::remove_all(p.workspace(), ec);  // half a clone would be taken for a whole one next time
     throw Error("cloning the project failed (see above)");
   }
 }
 
-std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image, const SandboxRecord& rec) {
-  return {"--kernel", image.kernel.string(),  "--initrd",  image.initrd.string(),
+std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image, const SandboxRecord& rec,
+                                  const SandboxConfig& config) {
+  std::vector<std::string> args{"--kernel", image.kernel.string(),  "--initrd",  image.initrd.string(),
           "--vcpus",  std::to_string(rec.vcpus), "--memory", std::to_string(rec.memory_mib),
           "--console", p.console_log().string(), "--vsock",  p.vsock().string(),
           "--control", p.control().string(),  "--pid-file", p.pid_file().string(),
           "--name",   rec.name,               "--share",   "workspace=" + rec.workspace_dir(p).string()};
+  for (const auto& share : config.shares) {
+    args.push_back("--share");
+    args.push_back(share.tag + "=" + share_host_dir(share, rec.project).string() + (share.read_only ? ":ro" : ""));
+  }
+  return args;
 }
 
 int attach_or_run(const SandboxRecord& rec, const SandboxPaths& p, const RunOptions& o) {
@@ -195,7 +202,7 @@ int run_sandbox(const RunOptions& o) {
 
   const std::vector<std::string> hook_env{"KSBOX_SANDBOX=" + rec.name, "KSBOX_STATE_DIR=" + p.dir.string()};
   run_hooks("pre-up", config.hooks.pre_up, *root, hook_env);
-  const pid_t pid = spawn_vmm(p, {*vmm, vmm_args(p, *image, rec)}, *lock);
+  const pid_t pid = spawn_vmm(p, {*vmm, vmm_args(p, *image, rec, config)}, *lock);
   lock.reset();  // the VMM holds it now
   try {
     wait_until_ready(p, pid, std::chrono::milliseconds(static_cast<int64_t>(o.boot_timeout_s * 1000)));
@@ -207,6 +214,7 @@ int run_sandbox(const RunOptions& o) {
     }
     return kRunBootFailed;
   }
+  if (rec.sync_mode == "auto-idle" && rec.workspace_mode == "clone") spawn_idle_sync(p, rec.name);
   run_hooks("post-up", config.hooks.post_up, *root, hook_env);
   return attach_or_run(rec, p, o);
 }

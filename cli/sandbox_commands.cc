@@ -15,6 +15,7 @@
 
 #include "cli/config.h"
 #include "cli/hooks.h"
+#include "cli/idle_sync.h"
 #include "cli/host_checks.h"
 #include "cli/options.h"
 #include "cli/tool_process.h"
@@ -147,6 +148,7 @@ int stop_command(const std::optional<std::string>& name_arg, bool sync, double t
   }
   const std::vector<std::string> hook_env{"KSBOX_SANDBOX=" + name, "KSBOX_STATE_DIR=" + p.dir.string()};
   run_hooks("pre-down", config.hooks.pre_down, rec.project, hook_env);
+  stop_idle_sync(p);
   std::string how;
   try {
     how = stop_sandbox(p, parse_seconds(timeout_s, "--timeout"));
@@ -235,6 +237,7 @@ int destroy_command(const std::string& name, bool force) {
     }
     if (probe.vmm) stop_sandbox(p, std::chrono::seconds(2));
   }
+  stop_idle_sync(p);
   if (!force && rec) {
     if (auto ws = workspace_status(p, *rec); ws && (ws->value("ahead", 0) > 0 || ws->value("uncommitted", 0) > 0)) {
       say(fmt::format("sandbox {} holds work not synced to {} ({} commits, {} uncommitted files): "

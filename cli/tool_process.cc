@@ -64,8 +64,9 @@ int spawn_and_wait(const std::filesystem::path& tool, const std::vector<std::str
 
 }  // namespace
 
-int run_tool(const std::filesystem::path& tool, const std::vector<std::string>& args) {
-  return spawn_and_wait(tool, args, nullptr, false, nullptr, -1);
+int run_tool(const std::filesystem::path& tool, const std::vector<std::string>& args, bool stdout_to_stderr) {
+  UniqueFd err(stdout_to_stderr ? ::fcntl(2, F_DUPFD_CLOEXEC, 3) : -1);
+  return spawn_and_wait(tool, args, stdout_to_stderr ? &err : nullptr, false, nullptr, -1);
 }
 
 ToolOutput run_tool_capture(const std::filesystem::path& tool, const std::vector<std::string>& args) {

@@ -210,6 +210,48 @@ TEST_F(LifecycleTest, TwoSandboxesAtOnceAndAutoCommit) {
   EXPECT_EQ(ksbox({"stop", "delta"}).exit_code, 0);
 }
 
+// Every regular file under `dir` that contains `needle`.
+std::vector<fs::path> files_containing(const fs::path& dir, const std::string& needle) {
+  std::vector<fs::path> found;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && read_file(e.path()).find(needle) != std::string::npos) found.push_back(e.path());
+  return found;
+}
+
+TEST_F(LifecycleTest, ConfigHooksEnvAndAutoIdle) {
+  const fs::path proj = make_project("zeta");
+  std::ofstream(proj / ".ksbox.json") << R"({
+    "name": "zed", "sync_mode": "auto-idle", "idle_seconds": 2, "env": ["KSBOX_TEST_VAR"],
+    "hooks": {"pre_up": ["echo \"up $KSBOX_SANDBOX\" > hook-up.txt", "exit 3"],
+              "post_down": ["echo down > hook-down.txt"]}})";
+  ::setenv("ANTHROPIC_API_KEY", "sk-test-secret-123", 1);
+  ::setenv("KSBOX_TEST_VAR", "from-host", 1);
+
+  // With a command: its status comes back, the sandbox keeps running.
+  started_.push_back("zed");
+  auto r = ksbox({"run", proj.string(), "--vcpus", "1", "--memory", "768", "--", "sh", "-c",
+                  "echo $ANTHROPIC_API_KEY $KSBOX_TEST_VAR; pwd; id -u; exit 7"});
+  ::unsetenv("ANTHROPIC_API_KEY");
+  EXPECT_EQ(r.exit_code, 7) << r.err;
+  EXPECT_EQ(r.out, "sk-test-secret-123 from-host\n/workspace\n1000\n");
+  EXPECT_EQ(read_file(proj / "hook-up.txt"), "up zed\n");
+  EXPECT_NE(r.err.find("pre-up hook 'exit 3'"), std::string::npos) << "a failing hook warns: " << r.err;
+  EXPECT_EQ(status("zed")["state"], "running");
+  EXPECT_EQ(files_containing(root_ / "state", "sk-test-secret-123"), std::vector<fs::path>{})
+      << "a secret was written to the state directory";
+
+  // auto-idle: the guest's changes come back by themselves once it is quiet.
+  ASSERT_EQ(guest("zed", "echo idle > /workspace/idle.txt").exit_code, 0);
+  for (int i = 0; i < 120 && !fs::exists(proj / "idle.txt"); ++i) ::usleep(500'000);
+  EXPECT_EQ(read_file(proj / "idle.txt"), "idle\n");
+  EXPECT_EQ(git(proj, {"status", "--porcelain", "idle.txt"}).out, "") << "synced as a commit";
+
+  r = ksbox({"stop", "zed"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(proj / "hook-down.txt"), "down\n");
+  ::unsetenv("KSBOX_TEST_VAR");
+}
+
 TEST_F(LifecycleTest, BadInputsHaveTheirExitCodes) {
   const fs::path not_repo = root_ / "plain";
   fs::create_directories(not_repo);
