@@ -16,6 +16,7 @@
 #include "protocol/exec_protocol.h"
 #include "tests/e2e/guest.h"
 #include "tests/e2e/sandbox.h"
+#include "tests/e2e/tmux.h"
 
 namespace ksbox::test {
 namespace {
@@ -217,31 +218,6 @@ TEST_F(ExecTest, StopPowersTheGuestOffAndRemovesTheSocket) {
   EXPECT_EQ(*st, 0) << sb().describe({});
   EXPECT_FALSE(std::filesystem::exists(sb().socket()));
 }
-
-// A PTY session driven through tmux, as a person at a terminal would.
-class Tmux {
- public:
-  explicit Tmux(const std::string& dir) : socket_(dir + "/tmux.sock") {}
-  ~Tmux() { run({"kill-server"}); }
-  ProcessResult run(std::vector<std::string> args) const {
-    args.insert(args.begin(), {"/usr/bin/tmux", "-S", socket_, "-f", "/dev/null"});
-    return run_process(args);
-  }
-  std::string screen() const { return run({"capture-pane", "-p", "-t", "s"}).out; }
-  bool wait_for_screen(const std::regex& re, std::chrono::seconds timeout = std::chrono::seconds(60)) const {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (std::regex_search(screen(), re)) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    return false;
-  }
-  void type(const std::string& keys) const { run({"send-keys", "-t", "s", "-l", keys}); }
-  void enter() const { run({"send-keys", "-t", "s", "Enter"}); }
-
- private:
-  std::string socket_;
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path);

@@ -8,12 +8,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <thread>
 #include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/process.h"
+#include "tests/e2e/tmux.h"
 
 namespace ksbox::test {
 namespace {
@@ -250,6 +253,46 @@ TEST_F(LifecycleTest, ConfigHooksEnvAndAutoIdle) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_file(proj / "hook-down.txt"), "down\n");
   ::unsetenv("KSBOX_TEST_VAR");
+}
+
+std::string first_line(const fs::path& path) {
+  std::ifstream f(path);
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+
+// `ksbox run` at a terminal: a shell at /workspace as the sandbox user;
+// Ctrl-] detaches and the sandbox stays; `ksbox ssh` (attach) comes back.
+TEST_F(LifecycleTest, RunAttachesAShellAndAttachComesBack) {
+  ASSERT_EQ(::access("/usr/bin/tmux", X_OK), 0) << "tmux is missing: run scripts/setup.sh";
+  const fs::path proj = make_project("eta");
+  started_.push_back("eta");
+  Tmux tmux(root_.string());
+  const fs::path st = root_ / "run-status";
+  const std::string cmd = "cd " + proj.string() + " && " + KSBOX_CLI +
+                          " run --vcpus 1 --memory 768; echo $? > " + st.string() + "; sleep 60";
+  ASSERT_EQ(tmux.run({"new-session", "-d", "-s", "s", "-x", "120", "-y", "40", cmd}).exit_code, 0);
+  // Typed ahead: the terminal keeps the keys until the shell reads them.
+  tmux.type("pwd; id -un; echo $((6*7))x");
+  tmux.enter();
+  EXPECT_TRUE(tmux.wait_for_screen(std::regex("\n/workspace\\s*\nsandbox\\s*\n42x"), std::chrono::seconds(180)))
+      << tmux.screen();
+  tmux.run({"send-keys", "-t", "s", "C-]"});
+  for (int i = 0; i < 300 && first_line(st).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(first_line(st), "0") << tmux.screen();
+  EXPECT_EQ(status("eta")["state"], "running");
+
+  tmux.run({"kill-server"});
+  const std::string again = "cd " + proj.string() + " && " + KSBOX_CLI + " ssh; echo $? > " + st.string() +
+                            "; sleep 60";
+  fs::remove(st);
+  ASSERT_EQ(tmux.run({"new-session", "-d", "-s", "s", "-x", "120", "-y", "40", again}).exit_code, 0);
+  tmux.type("exit 5");
+  tmux.enter();
+  for (int i = 0; i < 300 && first_line(st).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(first_line(st), "5") << tmux.screen();
+  EXPECT_EQ(ksbox({"stop", "eta"}).exit_code, 0);
 }
 
 TEST_F(LifecycleTest, BadInputsHaveTheirExitCodes) {
