@@ -102,7 +102,7 @@ AutoCommitResult auto_commit(const SandboxClone& clone, const std::optional<std:
   check(git_diff_tree_to_tree(&raw_diff, repo, parent_tree.get(), tree.get(), nullptr), "diff");
   Diff diff(raw_diff);
   result.files = git_diff_num_deltas(diff.get());
-  if (result.files == 0 && head) return result;
+  if (result.files == 0) return result;  // also: an unborn branch and an empty tree
   result.message = message ? *message
                            : fmt::format("ksbox: auto-commit {} file{}", result.files, result.files == 1 ? "" : "s");
 

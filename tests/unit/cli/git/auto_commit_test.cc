@@ -78,6 +78,15 @@ TEST_F(AutoCommitTest, NothingToCommit) {
   EXPECT_EQ(head_commit(clone()), before);
 }
 
+TEST_F(AutoCommitTest, EmptyOrphanBranchIsNothingToCommit) {
+  write_file(clone() / ".git/HEAD", "ref: refs/heads/orphan\n");
+  fs::remove(clone() / ".git/index");
+  for (const auto& e : fs::directory_iterator(clone()))
+    if (e.path().filename() != ".git") fs::remove_all(e.path());
+  EXPECT_FALSE(commit().committed);
+  EXPECT_EQ(ref_target(clone(), "refs/heads/orphan"), "");
+}
+
 TEST_F(AutoCommitTest, MessageOptionAndSingularWording) {
   write_file(clone() / "one.txt", "1\n");
   AutoCommitResult r = commit("my message");
