@@ -4,12 +4,14 @@
 // 3 diverged or conflict (host untouched), 4 not a git repository.
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/git/clone_confinement.h"
 #include "cli/git/git_handles.h"
 #include "cli/git/report.h"
 
@@ -74,6 +76,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "ksbox: {}; see ksbox-git --help\n", e.what());
     return kExitError;
+  }
+
+  // Before the guest-written clone is touched (see clone_confinement.h).
+  const std::string& clone_dir = *sync ? sync_opts.clone : *commit ? commit_clone : status_clone;
+  if (!*clone) {
+    std::error_code ec;
+    auto root = std::filesystem::canonical(clone_dir, ec);
+    if (!ec) {
+      std::string why = confine_clone(root.string());
+      if (!why.empty())
+        fmt::print(stderr, "ksbox: warning: cannot keep symlinks in the sandbox clone from being followed ({}); "
+                           "relying on checks alone\n",
+                   why);
+    }
   }
 
   Libgit2 lib;

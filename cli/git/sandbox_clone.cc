@@ -114,17 +114,17 @@ void check_ref_file(const std::string& gitdir, const std::string& refname) {
 }
 
 SandboxClone open_sandbox_clone(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::path abs = std::filesystem::absolute(dir, ec);
-  if (ec) throw Failure(kExitError, fmt::format("{}: {}", dir, ec.message()));
   SandboxClone clone;
-  clone.root = abs.lexically_normal().string();
-  while (clone.root.size() > 1 && clone.root.back() == '/') clone.root.pop_back();
-  clone.gitdir = clone.root + "/.git";
-  if (!open_directory(clone.root))
+  // The clone's own directory lies in ksbox's state directory (the guest
+  // sees only what is inside it), so resolving its path is safe.
+  std::error_code ec;
+  std::filesystem::path canonical = std::filesystem::canonical(dir, ec);
+  if (ec || !open_directory(canonical.string()))
     throw Failure(kExitError, fmt::format("the sandbox clone {} is missing or not a directory ({}); "
                                           "run `ksbox run --fresh` to make a new one",
-                                          clone.root, std::strerror(errno)));
+                                          dir, ec ? ec.message() : std::strerror(errno)));
+  clone.root = canonical.string();
+  clone.gitdir = clone.root + "/.git";
   check_layout(clone.gitdir);
 
   git_repository* raw = nullptr;
@@ -134,6 +134,10 @@ SandboxClone open_sandbox_clone(const std::string& dir) {
                                 nullptr),
         fmt::format("cannot open the sandbox clone {}", clone.root));
   clone.repo.reset(raw);
+  // libgit2 resolved the path with realpath(): had .git been swapped for a
+  // symlink after check_layout, this is where it would show.
+  if (std::string(git_repository_path(clone.repo.get())) != clone.gitdir + "/")
+    refuse(clone.gitdir, fmt::format("it resolved to {}", git_repository_path(clone.repo.get())));
 
   // Identity from the config as loaded (the clone's, else the host user's
   // global one); then replace the config so nothing else in it has effect.

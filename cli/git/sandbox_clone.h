@@ -7,10 +7,11 @@
 // repository is opened bare (core.worktree ignored) with the clone's config
 // replaced by an empty one once opened.
 //
-// Limit: libgit2 opens paths by name, so a guest that swaps a directory for a
-// symlink between these checks and libgit2's access wins that race. The CLI
-// should pause the guest around sync/commit (content reads for commits are
-// safe regardless: auto_commit.cc reads through safe_fs.h).
+// libgit2 opens paths by name, so a guest could swap a directory for a
+// symlink between these checks and libgit2's access: ksbox-git first
+// confines the clone (clone_confinement.h: no symlink in it is followed at
+// all), and the path libgit2 resolved at open is checked afterwards. Content
+// read for commits goes through safe_fs.h regardless.
 #pragma once
 
 #include <optional>

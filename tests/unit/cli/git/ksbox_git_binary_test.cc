@@ -49,8 +49,12 @@ TEST_F(KsboxGitBinaryTest, CloneSyncStatusCommitExitCodesAndJson) {
 
   write_file(clone() / "a.txt", "from the sandbox\n");
   write_file(clone() / "wip.txt", "uncommitted\n");
+  // A symlink is committed as one even though the clone is confined
+  // (nosymfollow: readlink still works).
+  fs::create_symlink("/etc/passwd", clone() / "link");
   r = run({"commit", "--clone", clone().string(), "--message", "agent work"});
   EXPECT_EQ(r.status(), 0) << r.err;
+  EXPECT_EQ(r.err, "");  // confined without a warning
   r = run({"commit", "--clone", clone().string()});
   EXPECT_EQ(r.status(), 2) << r.err;  // nothing left to commit
   write_file(clone() / "later.txt", "uncommitted\n");
@@ -76,13 +80,14 @@ TEST_F(KsboxGitBinaryTest, CloneSyncStatusCommitExitCodesAndJson) {
   EXPECT_EQ(j["commits"][0]["subject"], "agent work");
   EXPECT_EQ(j["commits"][0]["author"], "Host User");
   EXPECT_EQ(j["commits"][0]["id"].get<std::string>().size(), 7u);
-  EXPECT_EQ(j["files_changed"], 2);
-  EXPECT_EQ(j["insertions"], 2);
+  EXPECT_EQ(j["files_changed"], 3);
+  EXPECT_EQ(j["insertions"], 3);
   EXPECT_EQ(j["deletions"], 1);
   EXPECT_EQ(j["uncommitted"], json::parse(R"([{"path":"later.txt","status":"untracked"}])"));
   EXPECT_TRUE(j["artifacts"].is_array());
   EXPECT_EQ(head_commit(project()), head_commit(clone()));
   EXPECT_FALSE(fs::exists(project() / "later.txt"));
+  EXPECT_EQ(fs::read_symlink(project() / "link"), "/etc/passwd");
 }
 
 TEST_F(KsboxGitBinaryTest, DivergedIsExit3WithCommandsToFinishByHand) {
