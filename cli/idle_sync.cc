@@ -17,6 +17,7 @@
 #include "cli/config.h"
 #include "cli/host_checks.h"
 #include "cli/tool_process.h"
+#include "cli/vmm_process.h"
 #include "vmm/error.h"
 #include "vmm/pid_file.h"
 #include "vmm/unique_fd.h"
@@ -124,9 +125,15 @@ int idle_sync_main(const std::string& name) {
       continue;
     }
     if (!pending || Clock::now() - last_change < idle) continue;
-    const int st = run_tool(*git, {"sync", "--auto-commit", "--clone", p.workspace().string(), "--project",
-                                   rec.project.string()});
-    log(fmt::format("sync exited {}", st));
+    try {
+      const int st = with_guest_paused(p, [&] {
+        return run_tool(*git, {"sync", "--auto-commit", "--clone", p.workspace().string(), "--project",
+                               rec.project.string()});
+      });
+      log(fmt::format("sync exited {}", st));
+    } catch (const Error& e) {
+      log(e.what());
+    }
     pending = false;
     last = fingerprint(p.workspace());  // the sync's own commit is not a change
   }

@@ -166,7 +166,11 @@ int sync_command(const std::optional<std::string>& name, bool dry_run, bool arti
   if (artifacts) args.push_back("--artifacts");
   if (json) args.push_back("--json");
   if (rec.sync_mode != "manual" && !dry_run) args.push_back("--auto-commit");
-  return run_tool(*git, args);
+  try {
+    return with_guest_paused(p, [&] { return run_tool(*git, args); });
+  } catch (const Error& e) {
+    return say(1, e.what());
+  }
 }
 
 }  // namespace

@@ -142,9 +142,9 @@ int stop_command(const std::optional<std::string>& name_arg, bool sync, double t
   if (sync && git) {
     std::vector<std::string> args{"sync", "--clone", p.workspace().string(), "--project", rec.project.string()};
     if (rec.sync_mode != "manual") args.push_back("--auto-commit");
-    run_tool(*git, args);
+    with_guest_paused(p, [&] { return run_tool(*git, args); });
   } else if (rec.sync_mode == "auto-commit" && git && rec.workspace_mode == "clone") {
-    run_tool(*git, {"commit", "--clone", p.workspace().string()});
+    with_guest_paused(p, [&] { return run_tool(*git, {"commit", "--clone", p.workspace().string()}); });
   }
   const std::vector<std::string> hook_env{"KSBOX_SANDBOX=" + name, "KSBOX_STATE_DIR=" + p.dir.string()};
   run_hooks("pre-down", config.hooks.pre_down, rec.project, hook_env);

@@ -63,12 +63,16 @@ std::string_view to_string(SandboxState s) {
 
 std::optional<json> control_request(const fs::path& socket, std::string_view cmd,
                                     std::chrono::milliseconds timeout) {
+  return control_call(socket, json{{"cmd", cmd}}, timeout);
+}
+
+std::optional<json> control_call(const fs::path& socket, const json& request, std::chrono::milliseconds timeout) {
   UnixConnectResult c = unix_connect(socket);
   if (c.error == EINPROGRESS || c.error == EAGAIN) c.error = 0;  // completes below
   if (!c.fd || c.error) return std::nullopt;
   const int fd = c.fd.get();
   const auto deadline = Clock::now() + timeout;
-  const std::string req = json{{"cmd", cmd}}.dump() + "\n";
+  const std::string req = request.dump() + "\n";
   std::string reply;
   size_t sent = 0;
   while (true) {
@@ -112,6 +116,20 @@ SandboxProbe probe_sandbox(const SandboxPaths& p) {
   const bool confirmed = probe.status && (*probe.status)["pid"] == probe.vmm->pid;
   probe.state = confirmed ? SandboxState::kRunning : SandboxState::kStarting;
   return probe;
+}
+
+int with_guest_paused(const SandboxPaths& p, const std::function<int()>& fn) {
+  if (!live_vmm(p)) return fn();
+  // Long enough for a large sync; renewed by nobody, ended by resume.
+  const auto paused = control_call(p.control(), json{{"cmd", "pause"}, {"lease_ms", 120'000}});
+  if (!paused || !(*paused)["ok"].get<bool>())
+    throw Error("cannot pause the guest while its files are read: " +
+                (paused ? paused->value("error", std::string("refused")) : std::string("no answer")));
+  struct Resume {
+    const SandboxPaths& p;
+    ~Resume() { control_request(p.control(), "resume"); }
+  } resume{p};
+  return fn();
 }
 
 void remove_stale_runtime(const SandboxPaths& p) {

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,16 @@ SandboxProbe probe_sandbox(const SandboxPaths& p);
 // One request to a control socket; nullopt when nobody answers in time.
 std::optional<nlohmann::json> control_request(const fs::path& socket, std::string_view cmd,
                                               std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// The same with a request object ({"cmd": ..., ...}).
+std::optional<nlohmann::json> control_call(const fs::path& socket, const nlohmann::json& request,
+                                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// Runs `fn` while the sandbox's guest is paused, so that the guest cannot
+// change its files while the host reads them (sync, auto-commit); resumes
+// afterwards (the pause is a lease, so it also ends if we die). When no VMM
+// runs, `fn` just runs. Throws Error if a running guest cannot be paused.
+int with_guest_paused(const SandboxPaths& p, const std::function<int()>& fn);
 
 // Removes what a VMM that is gone left behind: its pid file and sockets.
 // Call only while holding the sandbox's lock.

@@ -32,11 +32,23 @@ std::string handle_control_request(std::string_view line, const ControlInfo& inf
              {"uptime_ms", up.count()},
              {"vcpus", info.vcpus},
              {"memory_mib", info.memory_mib}};
+  } else if (cmd == "pause") {
+    // The lease: how long the guest stays paused unless resumed first.
+    const auto lease = req.contains("lease_ms") && req["lease_ms"].is_number_unsigned()
+                           ? std::min<uint64_t>(req["lease_ms"].get<uint64_t>(), kMaxPauseLease.count())
+                           : kDefaultPauseLease.count();
+    const bool parked = ctl.pause_until(VmControl::Clock::now() + std::chrono::milliseconds(lease),
+                                        std::chrono::seconds(2));
+    reply = {{"ok", parked}, {"lease_ms", lease}};
+    if (!parked) reply["error"] = "the vCPUs did not stop in time";
+  } else if (cmd == "resume") {
+    ctl.resume();
+    reply = {{"ok", true}};
   } else if (cmd == "stop") {
     ctl.request_stop({kExitGuestReset, "stopped through the control socket"});
     reply = {{"ok", true}};
   } else {
-    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"}" : "unknown cmd"}};
+    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"}" : "unknown cmd"}};
   }
   return reply.dump() + "\n";
 }

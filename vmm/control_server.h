@@ -3,6 +3,9 @@
 // really this sandbox's VMM (no PID-reuse mistakes) and to power it off.
 //   {"cmd":"status"} -> {"ok":true,"pid":..,"name":..,"state":"running",...}
 //   {"cmd":"stop"}   -> {"ok":true}, then the VMM exits 0 (a hard power-off)
+//   {"cmd":"pause","lease_ms":N} -> {"ok":true} once every vCPU is stopped;
+//                      they run again at "resume" or when the lease ends
+//   {"cmd":"resume"} -> {"ok":true}
 #pragma once
 
 #include <chrono>
@@ -23,6 +26,8 @@ struct ControlInfo {
 };
 
 inline constexpr size_t kMaxControlRequest = 4096;  // bytes, '\n' included
+inline constexpr std::chrono::milliseconds kDefaultPauseLease{10'000};
+inline constexpr std::chrono::milliseconds kMaxPauseLease{300'000};
 
 // Answers one request line (without its '\n'); asks `ctl` to stop for
 // "stop". Never throws: malformed requests get {"ok":false,"error":...}.

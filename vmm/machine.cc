@@ -243,6 +243,12 @@ ExitStatus Machine::run() {
   std::vector<std::thread> threads;
   threads.reserve(vcpus_.size());
   for (auto& v : vcpus_) threads.emplace_back([this, &v] { run_vcpu(v, pio_, mmio_, ctl_); });
+  ctl_.set_vcpu_kicker(static_cast<unsigned>(threads.size()), [this, &threads] {
+    for (size_t i = 0; i < threads.size(); ++i) {
+      vcpus_[i].run_data()->immediate_exit = 1;
+      ::pthread_kill(threads[i].native_handle(), vcpu_kick_signal());
+    }
+  });
 
   pollfd fds[] = {{ctl_.event_fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
   while (!ctl_.stopping()) {
@@ -263,6 +269,8 @@ ExitStatus Machine::run() {
                          fmt::format("stopped by signal {}", strsignal(static_cast<int>(si.ssi_signo)))});
   }
 
+  control.reset();  // no pause request may kick the threads once they are gone
+  ctl_.set_vcpu_kicker(0, nullptr);
   for (size_t i = 0; i < threads.size(); ++i) {
     vcpus_[i].run_data()->immediate_exit = 1;
     ::pthread_kill(threads[i].native_handle(), vcpu_kick_signal());

@@ -100,6 +100,8 @@ void install_vcpu_kick_handler() {
 void run_vcpu(const Vcpu& vcpu, Bus& pio, Bus& mmio, VmControl& ctl) {
   const size_t run_size = vcpu.run_size();
   while (!ctl.stopping()) {
+    ctl.park_while_paused();
+    if (ctl.stopping()) return;
     const int r = vcpu.run();
     if (r == -EINTR || r == -EAGAIN) {
       vcpu.run_data()->immediate_exit = 0;

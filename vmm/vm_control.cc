@@ -18,6 +18,7 @@ void VmControl::request_stop(ExitStatus status) {
     status_ = std::move(status);
     stopping_.store(true, std::memory_order_release);
   }
+  pause_cv_.notify_all();  // parked vCPUs leave
   const uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(event_.get(), &one, sizeof one);
 }
@@ -62,6 +63,43 @@ std::optional<ExitStatus> VmControl::status() const {
 std::optional<std::chrono::steady_clock::time_point> VmControl::panic_deadline() const {
   std::lock_guard lock(mu_);
   return panic_deadline_;
+}
+
+void VmControl::set_vcpu_kicker(unsigned vcpus, std::function<void()> kick) {
+  std::lock_guard lock(mu_);
+  vcpus_ = vcpus;
+  kick_ = std::move(kick);
+}
+
+bool VmControl::pause_until(Clock::time_point until, std::chrono::milliseconds wait) {
+  std::function<void()> kick;
+  {
+    std::lock_guard lock(mu_);
+    paused_until_ = until;
+    kick = kick_;
+  }
+  if (kick) kick();
+  std::unique_lock lock(mu_);
+  return pause_cv_.wait_for(lock, wait, [&] { return parked_ >= vcpus_ || stopping(); });
+}
+
+void VmControl::resume() {
+  {
+    std::lock_guard lock(mu_);
+    paused_until_.reset();
+  }
+  pause_cv_.notify_all();
+}
+
+void VmControl::park_while_paused() {
+  std::unique_lock lock(mu_);
+  if (!paused_until_) return;
+  ++parked_;
+  pause_cv_.notify_all();  // pause_until() counts us
+  while (paused_until_ && !stopping() && Clock::now() < *paused_until_)
+    pause_cv_.wait_until(lock, *paused_until_);
+  if (paused_until_ && Clock::now() >= *paused_until_) paused_until_.reset();  // the lease ran out
+  --parked_;
 }
 
 }  // namespace ksbox

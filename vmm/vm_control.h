@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -35,6 +37,20 @@ class VmControl {
 
   static constexpr std::chrono::milliseconds kPanicGrace{2000};
 
+  // Pausing the guest (its vCPUs) while the host reads what it wrote, so it
+  // cannot change files under the reader. A lease: the pause ends by itself
+  // at `until`, so a client that dies cannot leave the guest frozen.
+  using Clock = std::chrono::steady_clock;
+  // How to get every vCPU out of KVM_RUN (set by the machine).
+  void set_vcpu_kicker(unsigned vcpus, std::function<void()> kick);
+  // Pauses until `until` (or resume()); returns once every vCPU is parked,
+  // false if that took longer than `wait` (the pause stays in force).
+  bool pause_until(Clock::time_point until, std::chrono::milliseconds wait);
+  void resume();
+  // vCPU threads call this before each KVM_RUN: blocks while paused.
+  void park_while_paused();
+
+
  private:
   mutable std::mutex mu_;
   std::atomic<bool> stopping_{false};
@@ -42,6 +58,12 @@ class VmControl {
   std::optional<std::string> panic_;
   std::optional<std::chrono::steady_clock::time_point> panic_deadline_;
   UniqueFd event_;
+
+  std::condition_variable pause_cv_;
+  std::optional<Clock::time_point> paused_until_;
+  unsigned parked_ = 0;
+  unsigned vcpus_ = 0;
+  std::function<void()> kick_;
 };
 
 }  // namespace ksbox

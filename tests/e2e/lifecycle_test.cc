@@ -3,6 +3,8 @@
 // with the real ksbox-vmm (inside the nested harness when the host has no
 // /dev/kvm). The guest is the test image (it has git).
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,6 +105,22 @@ class LifecycleTest : public ::testing::Test {
   std::vector<std::string> started_;
 };
 
+// One request to a control socket, the reply line.
+std::string control(const fs::path& sock, const std::string& request) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+    char buf[512];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 constexpr const char* kCommitInGuest =
     "cd /workspace && git config user.name >/dev/null && echo agent > agent.txt && git add agent.txt && "
     "git commit -qm 'agent work' && git log -1 --format=%an";
@@ -118,6 +136,15 @@ TEST_F(LifecycleTest, RunExecSyncStopDestroy) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "Host User\n");
   EXPECT_FALSE(fs::exists(proj / "agent.txt")) << "the guest wrote the host repository";
+
+  // The pause sync uses: the guest does not run until the lease ends.
+  const fs::path ctl = root_ / "state/ksbox/alpha/ctl.sock";
+  EXPECT_EQ(json::parse(control(ctl, "{\"cmd\":\"pause\",\"lease_ms\":4000}\n"))["ok"], true);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ksbox({"exec", "alpha", "--connect-timeout", "1", "--", "true"}).exit_code, 255) << "paused";
+  r = ksbox({"exec", "alpha", "--", "true"});  // served once the lease is over
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
 
   // --dry-run shows the commit and changes nothing.
   const std::string before = head(proj);

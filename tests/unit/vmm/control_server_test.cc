@@ -35,6 +35,17 @@ TEST(ControlRequest, StopAsksTheVmToStopCleanly) {
   EXPECT_EQ(ctl.status()->code, kExitGuestReset);
 }
 
+TEST(ControlRequest, PauseTakesALeaseThatIsClampedAndResumeEndsIt) {
+  VmControl ctl;  // no vCPUs: the pause is in force at once
+  json r = json::parse(handle_control_request(R"({"cmd":"pause","lease_ms":99999999})", {}, ctl));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["lease_ms"], kMaxPauseLease.count());
+  r = json::parse(handle_control_request(R"({"cmd":"pause","lease_ms":"soon"})", {}, ctl));
+  EXPECT_EQ(r["lease_ms"], kDefaultPauseLease.count());
+  EXPECT_EQ(json::parse(handle_control_request(R"({"cmd":"resume"})", {}, ctl))["ok"], true);
+  EXPECT_FALSE(ctl.stopping());
+}
+
 TEST(ControlRequest, MalformedRequestsAreRefused) {
   VmControl ctl;
   for (const char* bad : {"", "{", "[]", "42", R"({"cmd":7})", R"({"cmd":"reboot"})", "\xff\xfe"}) {

@@ -109,5 +109,63 @@ TEST(VmControlTest, ConcurrentStopsPickExactlyOne) {
   EXPECT_EQ(n, 1u);
 }
 
+
+// A stand-in vCPU: counts "guest runs" between parks, as run_vcpu does.
+struct FakeVcpu {
+  explicit FakeVcpu(VmControl& c) : ctl(c), thread([this] {
+    while (!ctl.stopping()) {
+      ctl.park_while_paused();
+      runs.fetch_add(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }) {}
+  ~FakeVcpu() { thread.join(); }
+  VmControl& ctl;
+  std::atomic<uint64_t> runs{0};
+  std::thread thread;
+};
+
+TEST(VmControlPause, ParksEveryVcpuUntilResumed) {
+  VmControl ctl;
+  std::atomic<int> kicks{0};
+  ctl.set_vcpu_kicker(2, [&] { kicks.fetch_add(1); });
+  {
+    FakeVcpu a(ctl), b(ctl);
+    ASSERT_TRUE(ctl.pause_until(VmControl::Clock::now() + std::chrono::seconds(30), std::chrono::seconds(5)));
+    EXPECT_EQ(kicks.load(), 1);
+    const uint64_t ra = a.runs.load(), rb = b.runs.load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(a.runs.load(), ra);
+    EXPECT_EQ(b.runs.load(), rb);
+    ctl.resume();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_GT(a.runs.load(), ra);
+    ctl.request_stop({kExitGuestReset, "done"});
+  }
+}
+
+TEST(VmControlPause, TheLeaseEndsThePauseByItself) {
+  VmControl ctl;
+  ctl.set_vcpu_kicker(1, [] {});
+  FakeVcpu v(ctl);
+  ASSERT_TRUE(ctl.pause_until(VmControl::Clock::now() + std::chrono::milliseconds(100), std::chrono::seconds(5)));
+  const uint64_t r = v.runs.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_GT(v.runs.load(), r) << "still paused after the lease";
+  ctl.request_stop({kExitGuestReset, "done"});
+}
+
+TEST(VmControlPause, StopReleasesParkedVcpusAndAPauseWithoutVcpusReportsFailure) {
+  VmControl ctl;
+  ctl.set_vcpu_kicker(1, [] {});
+  {
+    FakeVcpu v(ctl);
+    ASSERT_TRUE(ctl.pause_until(VmControl::Clock::now() + std::chrono::hours(1), std::chrono::seconds(5)));
+    ctl.request_stop({kExitGuestReset, "done"});
+  }  // joins: the parked thread left
+  VmControl lonely;
+  lonely.set_vcpu_kicker(1, [] {});
+  EXPECT_FALSE(lonely.pause_until(VmControl::Clock::now() + std::chrono::seconds(1), std::chrono::milliseconds(50)));
+}
 }  // namespace
 }  // namespace ksbox
