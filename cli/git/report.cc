@@ -96,8 +96,8 @@ json to_json(const CloneResult& c) {
 
 void print_sync(const SyncReport& r, FILE* out, FILE* err) {
   if (r.auto_commit) print_commit(*r.auto_commit, out);
-  std::string stat = fmt::format("{} changed, {} insertions(+), {} deletions(-)", plural(r.files_changed, "file"),
-                                 r.insertions, r.deletions);
+  std::string stat = fmt::format("{} changed, {}(+), {}(-)", plural(r.files_changed, "file"),
+                                 plural(r.insertions, "insertion"), plural(r.deletions, "deletion"));
   switch (r.decision) {
     case Decision::kFastForward:
       fmt::print(out, "{} {} into {} ({}..{}): {}\n", r.dry_run ? "Would sync" : "Synced", plural(r.commit_count, "commit"),
