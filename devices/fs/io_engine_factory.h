@@ -4,17 +4,15 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "devices/fs/io_engine.h"
+#include "devices/io/io_engine_kind.h"
 
 namespace ksbox::devices::fs {
 
-enum class IoEngineKind { kSync, kIoUring, kAuto };
-
-// "auto", "io_uring" or "sync"; throws ksbox::Error naming the valid values.
-IoEngineKind parse_io_engine_kind(std::string_view name);
-std::string_view io_engine_kind_name(IoEngineKind kind);
+using io::IoEngineKind;
+using io::io_engine_kind_name;
+using io::parse_io_engine_kind;
 
 // kIoUring throws ksbox::Error (why, and what to do) if io_uring cannot be
 // used. kAuto falls back to SyncIoEngine then, and puts the reason in

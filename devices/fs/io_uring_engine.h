@@ -5,10 +5,12 @@
 // at a time, like Passthrough.
 #pragma once
 
-#include <liburing.h>
 #include <sys/uio.h>
 
+#include <optional>
+
 #include "devices/fs/io_engine.h"
+#include "devices/io/uring.h"
 
 namespace ksbox::devices::fs {
 
@@ -17,7 +19,6 @@ class IoUringEngine final : public IoEngine {
   // Throws ksbox::Error saying why and what to do if the kernel refuses a
   // ring (no io_uring, kernel.io_uring_disabled, seccomp, RLIMIT_MEMLOCK).
   IoUringEngine();
-  ~IoUringEngine() override;
   IoUringEngine(const IoUringEngine&) = delete;
   IoUringEngine& operator=(const IoUringEngine&) = delete;
 
@@ -26,14 +27,11 @@ class IoUringEngine final : public IoEngine {
 
   // False once the ring failed to take a request; the engine then does
   // blocking preadv/pwritev.
-  bool ring_usable() const { return ring_usable_; }
+  bool ring_usable() const { return ring_.has_value(); }
 
  private:
   ssize_t transfer(bool write, int fd, const iovec* iov, int count, off_t off);
-  void drop_ring();
-
-  io_uring ring_{};
-  bool ring_usable_ = false;
+  std::optional<io::Uring> ring_;
 };
 
 }  // namespace ksbox::devices::fs
