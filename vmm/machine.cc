@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "devices/blk/virtio_blk.h"
 #include "devices/fs/io_engine_factory.h"
 #include "devices/fs/virtio_fs.h"
 #include "devices/legacy/i8042.h"
@@ -103,6 +104,10 @@ Machine::Machine(const MachineConfig& cfg)
           std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts.with_cache(cache), io));
     }
   }
+  const auto blk_io = devices::io::parse_io_engine_kind(cfg_.blk_io);
+  for (const auto& disk : cfg_.disks)
+    add_virtio_device(std::make_shared<devices::blk::VirtioBlk>(
+        devices::blk::DiskImage(disk.path, disk.read_only, disk.serial), blk_io));
   load_guest();
   create_vcpus(cfg.vcpus);
 }
@@ -171,7 +176,7 @@ void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> d
   const int raw_irq = irq_fd.get();
   irq_fds_.push_back(std::move(irq_fd));
   const size_t queues = device->queue_max_sizes().size();
-  auto transport = std::make_shared<MmioTransport>(*mem_, std::move(device), [raw_irq] {
+  auto transport = std::make_shared<MmioTransport>(*mem_, device, [raw_irq] {
     const uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(raw_irq, &one, sizeof one);
   });
@@ -182,7 +187,7 @@ void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> d
     queue_fds.push_back(make_eventfd());
     vm_.register_ioeventfd(queue_fds.back().get(), base + kQueueNotifyOffset, 4, q);
   }
-  notifiers_.push_back(std::make_unique<devices::virtio::QueueNotifier>(*transport, std::move(queue_fds)));
+  notifiers_.push_back(std::make_unique<devices::virtio::QueueNotifier>(*transport, std::move(queue_fds), device));
   transports_.push_back(std::move(transport));
   device_args_.push_back(fmt::format("virtio_mmio.device=4K@{:#x}:{}", base, irq));
 }

@@ -49,7 +49,54 @@ void validate_share_tag(std::string_view tag) {
   }
 }
 
+DiskConfig parse_disk(std::string_view arg) {
+  DiskConfig disk;
+  std::string_view path = arg;
+  // The option list starts at the last ",serial=": a path may contain commas.
+  if (const size_t comma = arg.rfind(",serial="); comma != std::string_view::npos) {
+    path = arg.substr(0, comma);
+    disk.serial = std::string(arg.substr(comma + 8));
+    if (disk.serial.empty()) throw Error(fmt::format("--disk '{}': empty serial", arg));
+  }
+  if (path.ends_with(":ro") || path.ends_with(":rw")) {
+    disk.read_only = path.ends_with(":ro");
+    path.remove_suffix(3);
+  }
+  if (path.empty()) throw Error(fmt::format("--disk '{}': no image path", arg));
+  disk.path = std::string(path);
+  validate_disk_serial(disk.serial);
+  return disk;
+}
+
+void validate_disk_serial(std::string_view serial) {
+  if (serial.size() > kMaxDiskSerialBytes)
+    throw Error(fmt::format("disk serial '{}' is {} bytes; at most {} fit", serial, serial.size(),
+                            kMaxDiskSerialBytes));
+  for (const char c : serial) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x21 || b > 0x7e) throw Error(fmt::format("disk serial '{}': only printable ASCII, no spaces", serial));
+  }
+}
+
+size_t virtio_slots_needed(const MachineConfig& cfg) {
+  return 1 + (cfg.vsock_path.empty() ? 0 : 1) + cfg.shares.size() + cfg.disks.size();
+}
+
 namespace {
+
+void validate_disks(const std::vector<DiskConfig>& disks) {
+  if (disks.size() > kMaxDisks)
+    throw Error(fmt::format("{} --disk options; at most {} are supported", disks.size(), kMaxDisks));
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (const auto& d : disks) {
+    struct stat st {};
+    if (::stat(d.path.c_str(), &st) < 0)
+      throw Error(fmt::format("--disk '{}': {}", d.path, std::strerror(errno)));
+    if (!S_ISREG(st.st_mode)) throw Error(fmt::format("--disk '{}' is not a regular file (a raw image)", d.path));
+    if (!seen.insert({st.st_dev, st.st_ino}).second)
+      throw Error(fmt::format("--disk '{}' is given twice", d.path));
+  }
+}
 
 void validate_shares(const std::vector<ShareConfig>& shares) {
   if (shares.size() > kMaxShares)
@@ -85,6 +132,10 @@ void validate(const MachineConfig& cfg, uint64_t host_mib, unsigned kvm_max_vcpu
     throw Error(fmt::format("--vsock path is {} bytes; a Unix socket path must be shorter than {}",
                             cfg.vsock_path.size(), sizeof(sockaddr_un::sun_path)));
   validate_shares(cfg.shares);
+  validate_disks(cfg.disks);
+  if (virtio_slots_needed(cfg) > kVirtioSlots)
+    throw Error(fmt::format("this machine needs {} virtio devices (rng, vsock, shares, disks); it has {} slots",
+                            virtio_slots_needed(cfg), kVirtioSlots));
 }
 
 uint64_t host_memory_mib() {

@@ -17,10 +17,28 @@ struct ShareConfig {
   bool operator==(const ShareConfig&) const = default;
 };
 
+// A raw disk image given to the guest over virtio-blk: /dev/vda, vdb, ... in
+// the order given.
+struct DiskConfig {
+  std::string path;
+  bool read_only = false;
+  std::string serial;  // up to 20 printable ASCII bytes; /sys/block/vdX/serial
+  bool operator==(const DiskConfig&) const = default;
+};
+
 inline constexpr size_t kMaxShareTagBytes = 36;
 // Free virtio-mmio slots (IRQs 5..15, rng and vsock take two) leave room for
 // more, but a handful is all a sandbox needs.
 inline constexpr size_t kMaxShares = 4;
+inline constexpr size_t kMaxDisks = 4;
+// virtio-mmio slots, one per IRQ line 5..15.
+inline constexpr size_t kVirtioSlots = 11;
+
+// Parses `PATH[:ro|:rw][,serial=ID]` (the --disk argument); throws Error.
+DiskConfig parse_disk(std::string_view arg);
+inline constexpr size_t kMaxDiskSerialBytes = 20;  // VIRTIO_BLK_ID_BYTES
+// Throws Error unless `serial` is at most 20 printable ASCII bytes, no spaces.
+void validate_disk_serial(std::string_view serial);
 
 // Parses `TAG=HOSTDIR[:ro|:rw]` (the --share argument); throws Error. Only
 // the syntax is checked here; validate() checks the rest.
@@ -49,7 +67,12 @@ struct MachineConfig {
   // name it reports.
   std::string control_path;
   std::string name;
+  std::vector<DiskConfig> disks;  // one virtio-blk device each, in order
+  std::string blk_io = "auto";    // auto|io_uring|sync for every disk
 };
+
+// The virtio-mmio slots `cfg` needs (rng, vsock, shares, disks).
+size_t virtio_slots_needed(const MachineConfig& cfg);
 
 // Throws Error with an actionable message; `host_memory_mib` and
 // `kvm_max_vcpus` are the host's limits (0 = unknown).

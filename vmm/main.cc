@@ -14,6 +14,31 @@
 #include "vmm/pid_file.h"
 #include "vmm/machine.h"
 
+namespace {
+
+// A repeatable option whose every value `parse` turns into one entry of `out`
+// (parse errors become usage errors).
+template <typename T, typename Parse>
+CLI::Option* add_repeatable(CLI::App& app, const std::string& name, std::vector<T>& out, Parse parse,
+                            const std::string& help) {
+  return app
+      .add_option_function<std::vector<std::string>>(
+          name,
+          [&out, parse, name](const std::vector<std::string>& args) {
+            for (const auto& a : args) {
+              try {
+                out.push_back(parse(a));
+              } catch (const ksbox::Error& e) {
+                throw CLI::ValidationError(name, e.what());
+              }
+            }
+          },
+          help)
+      ->allow_extra_args(false);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace ksbox;
   MachineConfig cfg;
@@ -33,22 +58,11 @@ int main(int argc, char** argv) {
                  "guest connections to host port P go to PATH_P")
       ->type_name("PATH");
   app.add_option("--cid", cfg.guest_cid, "the guest's vsock context ID (3 .. 4294967294)")->capture_default_str();
-  app.add_option_function<std::vector<std::string>>(
-         "--share",
-         [&cfg](const std::vector<std::string>& args) {
-           for (const auto& a : args) {
-             try {
-               cfg.shares.push_back(parse_share(a));
-             } catch (const Error& e) {
-               throw CLI::ValidationError("--share", e.what());
-             }
-           }
-         },
-         "share the host directory HOSTDIR with the guest over virtio-fs under TAG (1-36 printable bytes; "
-         "the guest mounts it with 'mount -t virtiofs TAG DIR', and ksbox-agent mounts the tag 'workspace' "
-         "at /workspace); ':ro' makes it read-only, enforced by the VMM. Repeatable, at most 4")
-      ->type_name("TAG=HOSTDIR[:ro]")
-      ->allow_extra_args(false);
+  add_repeatable(app, "--share", cfg.shares, parse_share,
+                 "share the host directory HOSTDIR with the guest over virtio-fs under TAG (1-36 printable bytes; "
+                 "the guest mounts it with 'mount -t virtiofs TAG DIR', and ksbox-agent mounts the tag 'workspace' "
+                 "at /workspace); ':ro' makes it read-only, enforced by the VMM. Repeatable, at most 4")
+      ->type_name("TAG=HOSTDIR[:ro]");
   app.add_option("--share-cache", cfg.share_cache,
                  "what the guest may cache of the shares: 'auto' (names and attributes for 1 s, file pages "
                  "while open: host edits show up), 'always' (kept until the guest drops them: only the guest "
@@ -58,6 +72,17 @@ int main(int argc, char** argv) {
   app.add_option("--fs-io", cfg.fs_io,
                  "file I/O engine of the shares: 'auto' (io_uring when the host allows it, else sync), "
                  "'io_uring', 'sync'")
+      ->check(CLI::IsMember({"auto", "io_uring", "sync"}))
+      ->capture_default_str();
+  add_repeatable(app, "--disk", cfg.disks, parse_disk,
+                 "give the guest the raw image file PATH over virtio-blk (/dev/vda, /dev/vdb, ... in order); ':ro' "
+                 "makes it read-only (the guest's writes fail, the file is opened read-only); 'serial=ID' (up to 20 "
+                 "printable ASCII bytes) shows in the guest's /sys/block/vdX/serial. The image is locked against "
+                 "other ksbox-vmm processes. Repeatable, at most 4")
+      ->type_name("PATH[:ro][,serial=ID]");
+  app.add_option("--blk-io", cfg.blk_io,
+                 "I/O engine of the disks: 'auto' (io_uring when the host allows it, else sync), 'io_uring' "
+                 "(requests run asynchronously, several at once), 'sync' (one blocking call at a time)")
       ->check(CLI::IsMember({"auto", "io_uring", "sync"}))
       ->capture_default_str();
   app.add_option("--control", cfg.control_path,

@@ -63,6 +63,13 @@ class VirtioDevice {
   // from a vCPU thread (MMIO) or the device's own thread (ioeventfd), and,
   // racing with a reset, after reset(): ignore it when not active.
   virtual void process_queue(uint16_t index) = 0;
+
+  // A host fd the device thread watches besides the queue kicks (e.g. the
+  // eventfd of an io_uring's completions), or -1; fixed for the device's
+  // lifetime. When it is readable the thread calls on_host_event(), which
+  // must consume the readiness (read the eventfd).
+  virtual int host_event_fd() const { return -1; }
+  virtual void on_host_event() {}
 };
 
 }  // namespace ksbox::devices::virtio

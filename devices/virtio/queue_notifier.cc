@@ -11,8 +11,14 @@
 
 namespace ksbox::devices::virtio {
 
-QueueNotifier::QueueNotifier(MmioTransport& transport, std::vector<UniqueFd> queue_fds)
+namespace {
+constexpr uint64_t kStopTag = UINT64_MAX, kHostEventTag = UINT64_MAX - 1;
+}  // namespace
+
+QueueNotifier::QueueNotifier(MmioTransport& transport, std::vector<UniqueFd> queue_fds,
+                             std::shared_ptr<VirtioDevice> device)
     : transport_(transport),
+      device_(std::move(device)),
       queue_fds_(std::move(queue_fds)),
       stop_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {
@@ -24,7 +30,8 @@ QueueNotifier::QueueNotifier(MmioTransport& transport, std::vector<UniqueFd> que
     if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("epoll_ctl");
   };
   for (size_t i = 0; i < queue_fds_.size(); ++i) watch(queue_fds_[i].get(), i);
-  watch(stop_fd_.get(), UINT64_MAX);
+  watch(stop_fd_.get(), kStopTag);
+  if (device_ && device_->host_event_fd() >= 0) watch(device_->host_event_fd(), kHostEventTag);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -44,7 +51,11 @@ void QueueNotifier::loop() {
     const int n = ::epoll_wait(epoll_fd_.get(), events, 8, -1);
     for (int i = 0; i < n; ++i) {
       const uint64_t tag = events[i].data.u64;
-      if (tag == UINT64_MAX) return;
+      if (tag == kStopTag) return;
+      if (tag == kHostEventTag) {
+        device_->on_host_event();
+        continue;
+      }
       uint64_t count;
       if (::read(queue_fds_[tag].get(), &count, sizeof count) == sizeof count)
         transport_.notify(static_cast<uint32_t>(tag));

@@ -1,8 +1,10 @@
 // The device thread of one virtio-mmio device: sleeps in epoll on one KVM
 // ioeventfd per queue (guest writes to QueueNotify never reach userspace)
-// and hands each kick to the transport.
+// and hands each kick to the transport; also serves the device's own host
+// event fd (VirtioDevice::host_event_fd(), e.g. I/O completions), if any.
 #pragma once
 
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -13,8 +15,10 @@ namespace ksbox::devices::virtio {
 
 class QueueNotifier {
  public:
-  // `queue_fds[i]` is the ioeventfd of queue i. Starts the thread.
-  QueueNotifier(MmioTransport& transport, std::vector<UniqueFd> queue_fds);
+  // `queue_fds[i]` is the ioeventfd of queue i; `device` is the transport's
+  // device (nullptr: kicks only). Starts the thread.
+  QueueNotifier(MmioTransport& transport, std::vector<UniqueFd> queue_fds,
+                std::shared_ptr<VirtioDevice> device = nullptr);
   ~QueueNotifier();  // stops and joins the thread
   QueueNotifier(const QueueNotifier&) = delete;
   QueueNotifier& operator=(const QueueNotifier&) = delete;
@@ -23,6 +27,7 @@ class QueueNotifier {
   void loop();
 
   MmioTransport& transport_;
+  std::shared_ptr<VirtioDevice> device_;
   std::vector<UniqueFd> queue_fds_;
   UniqueFd stop_fd_, epoll_fd_;
   std::thread thread_;

@@ -120,6 +120,39 @@ TEST(ParseShareTest, BadSyntaxAndTags) {
   EXPECT_KSBOX_ERROR(parse_share("a\tb=/srv"), "control character");
 }
 
+TEST(ParseDiskTest, PathModeAndSerial) {
+  EXPECT_EQ(parse_disk("/img/root.raw"), (DiskConfig{"/img/root.raw", false, ""}));
+  EXPECT_EQ(parse_disk("/img/base.raw:ro"), (DiskConfig{"/img/base.raw", true, ""}));
+  EXPECT_EQ(parse_disk("/img/a.raw:ro,serial=base-1"), (DiskConfig{"/img/a.raw", true, "base-1"}));
+  EXPECT_EQ(parse_disk("/img/a,b.raw,serial=x"), (DiskConfig{"/img/a,b.raw", false, "x"}));  // the last ",serial=" splits
+  EXPECT_EQ(parse_disk("/img/x:ro:rw"), (DiskConfig{"/img/x:ro", false, ""}));
+}
+
+TEST(ParseDiskTest, BadSyntaxAndSerials) {
+  EXPECT_KSBOX_ERROR(parse_disk(""), "no image path");
+  EXPECT_KSBOX_ERROR(parse_disk(":ro"), "no image path");
+  EXPECT_KSBOX_ERROR(parse_disk("/img,serial="), "empty serial");
+  EXPECT_KSBOX_ERROR(parse_disk("/img,serial=" + std::string(21, 's')), "at most 20");
+  EXPECT_NO_THROW(parse_disk("/img,serial=" + std::string(20, 's')));
+  EXPECT_KSBOX_ERROR(parse_disk("/img,serial=a b"), "printable ASCII");
+}
+
+TEST(ValidateMachineConfigTest, DisksMustBeDistinctRegularFilesWithinTheSlots) {
+  auto c = sane();
+  c.disks = {{"/nonexistent.raw", false, ""}};
+  EXPECT_KSBOX_ERROR(validate(c, 0, 0), "/nonexistent.raw");
+  c.disks = {{"/tmp", false, ""}};
+  EXPECT_KSBOX_ERROR(validate(c, 0, 0), "not a regular file");
+  c.disks = {{"/proc/self/exe", false, ""}, {"/proc/self/exe", true, ""}};
+  EXPECT_KSBOX_ERROR(validate(c, 0, 0), "twice");
+  c.disks.assign(kMaxDisks + 1, {"/proc/self/exe", false, ""});
+  EXPECT_KSBOX_ERROR(validate(c, 0, 0), "at most 4");
+  c.disks = {{"/proc/self/exe", false, ""}};
+  EXPECT_NO_THROW(validate(c, 0, 0));
+  c.vsock_path = "/tmp/v.sock";
+  EXPECT_EQ(virtio_slots_needed(c), 3u);  // rng, vsock, one disk
+}
+
 TEST(ValidateMachineConfigTest, SharesMustBeDistinctExistingDirectories) {
   auto c = sane();
   c.shares = {{"workspace", "/", false}, {"ro", "/tmp", true}};

@@ -12,18 +12,11 @@
 namespace ksbox::devices {
 namespace {
 
+using virtio::testing::CountingInterrupt;
 using virtio::testing::FakeDriver;
 
 constexpr uint16_t kSize = 8;
 constexpr uint64_t kBuf = 0x4000;
-
-class CountingInterrupt : public virtio::Interrupt {
- public:
-  void signal_used_queue(uint16_t) override { ++used; }
-  void signal_config_change() override {}
-  void signal_needs_reset() override { ++needs_reset; }
-  int used = 0, needs_reset = 0;
-};
 
 class VirtioRngTest : public ::testing::Test {
  protected:

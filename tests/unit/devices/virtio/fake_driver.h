@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "devices/virtio/device.h"
 #include "devices/virtio/ring.h"
 #include "vmm/guest_memory.h"
 
@@ -62,6 +63,15 @@ class FakeDriver {
   uint16_t size_;
   uint64_t desc_, avail_, used_;
   uint16_t avail_idx_ = 0;
+};
+
+// Counts what a device asked its transport for.
+class CountingInterrupt : public Interrupt {
+ public:
+  void signal_used_queue(uint16_t) override { ++used; }
+  void signal_config_change() override {}
+  void signal_needs_reset() override { ++needs_reset; }
+  int used = 0, needs_reset = 0;
 };
 
 }  // namespace ksbox::devices::virtio::testing
