@@ -39,10 +39,7 @@ char pattern(unsigned seed, size_t i) { return static_cast<char>('a' + (seed * 7
 class FsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_EQ(::access("/dev/kvm", R_OK | W_OK), 0)
-        << "no usable /dev/kvm: run this test through tests/nested/with-kvm (ctest does)";
-    ASSERT_EQ(::access(guest_file(kInitramfs).c_str(), R_OK), 0)
-        << guest_file(kInitramfs) << " is missing: cmake --build build --target guest-image";
+    ASSERT_EQ(guest_test_blocker(kInitramfs), "");
   }
   void boot(SandboxOptions opts = {}) {
     opts.workspace = true;

@@ -1,5 +1,7 @@
 #include "tests/e2e/guest.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <regex>
 
@@ -8,6 +10,14 @@ namespace ksbox::test {
 std::string guest_file(const std::string& name) {
   if (!name.empty() && name.front() == '/') return name;
   return std::string(KSBOX_GUEST_DIR) + "/" + name;
+}
+
+std::string guest_test_blocker(const std::string& initramfs) {
+  if (::access("/dev/kvm", R_OK | W_OK) != 0)
+    return "no usable /dev/kvm: run this test through tests/nested/with-kvm (ctest does)";
+  if (::access(guest_file(initramfs).c_str(), R_OK) != 0)
+    return guest_file(initramfs) + " is missing: cmake --build build --target guest-image";
+  return "";
 }
 
 std::string vmm_path() { return KSBOX_VMM; }

@@ -18,6 +18,9 @@ struct BootOptions {
 };
 
 std::string guest_file(const std::string& name);  // path inside build/guest
+// Why a guest test cannot run here (no usable /dev/kvm, `initramfs` not
+// built), or "" when it can.
+std::string guest_test_blocker(const std::string& initramfs);
 std::string vmm_path();
 ProcessResult boot(const BootOptions& opts, const ProcessOptions& popts = {});
 

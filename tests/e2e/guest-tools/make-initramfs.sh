@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# make-initramfs.sh BASE OUT PROBE — the test guest image: BASE (the default
+# make-initramfs.sh BASE OUT PROBE... — the test guest image: BASE (the default
 # initramfs) followed by a second gzip'd cpio archive (the kernel unpacks
 # concatenated archives in order) holding the host's git, with the shared
-# libraries ldd names, and PROBE (a static fs_probe) as /usr/bin/fs_probe.
+# libraries ldd names, and each PROBE (static: fs_probe, blk_probe) as
+# /usr/bin/<its name>.
 # The end-to-end tests need git in the guest; the default image stays small.
 set -euo pipefail
-[ $# -eq 3 ] || { echo "usage: $0 BASE OUT PROBE" >&2; exit 2; }
-base=$1 out=$2 probe=$3
+[ $# -ge 3 ] || { echo "usage: $0 BASE OUT PROBE..." >&2; exit 2; }
+base=$1 out=$2
+shift 2
 die() { printf 'make-initramfs: error: %s\n' "$*" >&2; exit 1; }
 git=$(command -v git) || die "git not found on the host"
 [ -r "$base" ] || die "missing base image $base"
@@ -21,7 +23,7 @@ add "$git"
 # ldd prints "name => /path (addr)" and the loader as "/path (addr)".
 while read -r lib; do add "$lib"; done < <(ldd "$git" | grep -o '/[^ ]*' | sort -u)
 mkdir -p "$stage/usr/bin"
-install -m 755 "$probe" "$stage/usr/bin/fs_probe"
+for probe in "$@"; do install -m 755 "$probe" "$stage/usr/bin/$(basename "$probe")"; done
 
 tmp=$(mktemp "$out.tmp.XXXXXX")
 { cat "$base"; (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -9 -n); } >"$tmp"
