@@ -13,6 +13,8 @@ packages=(
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
   # nested harness and benchmark peers (QEMU; dropbear SSH for the exec benchmark)
   qemu-system-x86 qemu-utils dropbear-bin
+  # the disk benchmark (benchmarks/blk) runs fio in the guests
+  fio
   # end-to-end tests: a terminal multiplexer drives `ksbox attach`
   tmux
 )
