@@ -8,7 +8,7 @@ packages=(
   cmake g++ clang pkg-config ninja-build make git
   # libraries (Debian 12)
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev
-  nlohmann-json3-dev libboost-dev liburing-dev libgit2-dev
+  nlohmann-json3-dev libboost-dev liburing-dev libgit2-dev libslirp-dev
   # guest kernel and initramfs
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
   # nested harness and benchmark peers (QEMU; dropbear SSH for the exec benchmark)

@@ -1,11 +1,13 @@
 #include "vmm/machine.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 
+#include <bit>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -18,6 +20,8 @@
 #include "devices/fs/io_engine_factory.h"
 #include "devices/fs/virtio_fs.h"
 #include "devices/legacy/i8042.h"
+#include "devices/net/slirp_backend.h"
+#include "devices/net/virtio_net.h"
 #include "devices/rng/rng.h"
 #include "devices/vsock/vsock.h"
 #include "vmm/control_server.h"
@@ -51,6 +55,10 @@ constexpr uint16_t kCom1Port = 0x3f8;
 constexpr uint32_t kCom1Irq = 4;
 constexpr uint32_t kFirstVirtioIrq = 5;
 constexpr uint64_t kQueueNotifyOffset = 0x50;
+// A locally administered unicast address ("ksbx"), and the largest MTU
+// slirp takes: fewer, larger frames through the VMM.
+constexpr devices::net::MacAddress kGuestMac{0x02, 0x6b, 0x73, 0x62, 0x78, 0x01};
+constexpr uint16_t kGuestMtu = devices::net::kMaxMtu;
 
 UniqueFd make_eventfd() {
   UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -108,6 +116,7 @@ Machine::Machine(const MachineConfig& cfg)
   for (const auto& disk : cfg_.disks)
     add_virtio_device(std::make_shared<devices::blk::VirtioBlk>(
         devices::blk::DiskImage(disk.path, disk.read_only, disk.serial), blk_io));
+  if (cfg_.network.mode == "user") add_network();
   load_guest();
   create_vcpus(cfg.vcpus);
 }
@@ -190,6 +199,31 @@ void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> d
   notifiers_.push_back(std::make_unique<devices::virtio::QueueNotifier>(*transport, std::move(queue_fds), device));
   transports_.push_back(std::move(transport));
   device_args_.push_back(fmt::format("virtio_mmio.device=4K@{:#x}:{}", base, irq));
+}
+
+void Machine::add_network() {
+  namespace net = devices::net;
+  net::SlirpOptions opts;
+  opts.net = net::default_slirp_network(kGuestMtu);
+  opts.host_loopback = true;  // "user" mode: the gateway address is the host's 127.0.0.1
+  for (const auto& p : cfg_.network.publish) {
+    net::PortForward f;
+    ::inet_pton(AF_INET, p.host_addr.c_str(), &f.host_addr);  // checked by validate_network()
+    f.host_port = p.host_port;
+    f.guest_port = p.guest_port;
+    opts.forwards.push_back(f);
+  }
+  const auto addr = [](in_addr a) {
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &a, buf, sizeof buf);
+    return std::string(buf);
+  };
+  // ksbox-agent configures eth0 from this: ADDRESS/PREFIX,GATEWAY,DNS.
+  const auto prefix = std::popcount(opts.net.netmask.s_addr);
+  device_args_.push_back(fmt::format("ksbox.net={}/{},{},{}", addr(opts.net.guest), prefix,
+                                     addr(opts.net.gateway), addr(opts.net.dns)));
+  add_virtio_device(std::make_shared<net::VirtioNet>(kGuestMac, kGuestMtu,
+                                                     std::make_unique<net::SlirpBackend>(std::move(opts))));
 }
 
 void Machine::on_console_output(std::span<const uint8_t> bytes) {

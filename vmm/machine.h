@@ -38,6 +38,8 @@ class Machine {
   // Maps `device` into the next virtio-mmio slot with its IRQ, irqfd and
   // ioeventfds, and records the kernel argument that announces it.
   void add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> device);
+  // virtio-net on the user-mode network, announced to the agent as ksbox.net=.
+  void add_network();
   void create_vcpus(unsigned count);
   void on_console_output(std::span<const uint8_t> bytes);
 

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "vmm/network_config.h"
+
 namespace ksbox {
 
 // A host directory shared with the guest over virtio-fs, mounted there with
@@ -27,7 +29,7 @@ struct DiskConfig {
 };
 
 inline constexpr size_t kMaxShareTagBytes = 36;
-// Free virtio-mmio slots (IRQs 5..15, rng and vsock take two) leave room for
+// Free virtio-mmio slots (IRQs 5..15; rng, vsock and net take three) leave room for
 // more, but a handful is all a sandbox needs.
 inline constexpr size_t kMaxShares = 4;
 inline constexpr size_t kMaxDisks = 4;
@@ -69,9 +71,10 @@ struct MachineConfig {
   std::string name;
   std::vector<DiskConfig> disks;  // one virtio-blk device each, in order
   std::string blk_io = "auto";    // auto|io_uring|sync for every disk
+  NetworkConfig network;  // virtio-net, checked by validate_network()
 };
 
-// The virtio-mmio slots `cfg` needs (rng, vsock, shares, disks).
+// The virtio-mmio slots `cfg` needs (rng, vsock, shares, disks, net).
 size_t virtio_slots_needed(const MachineConfig& cfg);
 
 // Throws Error with an actionable message; `host_memory_mib` and

@@ -99,6 +99,27 @@ int main(int argc, char** argv) {
                  "an inherited fd of the sandbox's lock file, flock()ed by the caller: the VMM holds the lock "
                  "until it exits, so that no second VMM can run for the same sandbox")
       ->check(CLI::Range(3, 1 << 20));
+  app.add_option("--network", cfg.network.mode,
+                 "the guest's network: 'off' (no network device) or 'user' (virtio-net on a user-mode network "
+                 "in the VMM, no root needed: the guest is 10.0.2.15/24, gateway 10.0.2.2, which also reaches "
+                 "the host's 127.0.0.1, DNS 10.0.2.3; ksbox-agent configures eth0 and /etc/resolv.conf)")
+      ->check(CLI::IsMember({"off", "user"}))
+      ->capture_default_str();
+  app.add_option_function<std::vector<std::string>>(
+         "--publish",
+         [&cfg](const std::vector<std::string>& args) {
+           for (const auto& a : args) {
+             try {
+               cfg.network.publish.push_back(parse_publish(a));
+             } catch (const Error& e) {
+               throw CLI::ValidationError("--publish", e.what());
+             }
+           }
+         },
+         "forward TCP connections to HOSTIP:HOSTPORT on the host (HOSTIP defaults to 127.0.0.1) to GUESTPORT "
+         "in the guest; needs --network user. Repeatable")
+      ->type_name("[HOSTIP:]HOSTPORT:GUESTPORT")
+      ->allow_extra_args(false);
   app.footer(
       "Exit status: 0 the guest rebooted (use reboot=k, the default); 1 setup error; 2 usage error;\n"
       "3 the guest crashed (kernel panic, triple fault, KVM error) - the reason is on stderr;\n"

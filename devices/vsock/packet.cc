@@ -1,5 +1,7 @@
 #include "devices/vsock/packet.h"
 
+#include "devices/virtio/segments.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -23,28 +25,6 @@ struct [[gnu::packed]] WireHeader {
   uint32_t fwd_cnt;
 };
 static_assert(sizeof(WireHeader) == kHeaderSize);
-
-// Calls fn(host span) for the bytes [offset, offset+len) of the concatenated
-// segments. False if a segment does not map (the queue validated it, so
-// that means a bug or a changed memory map) or the segments are too short.
-template <typename Fn>
-bool for_each_range(const GuestMemory& mem, std::span<const virtio::Segment> segs, uint64_t offset,
-                    uint64_t len, Fn&& fn) {
-  for (const auto& s : segs) {
-    if (len == 0) break;
-    if (offset >= s.len) {
-      offset -= s.len;
-      continue;
-    }
-    const uint64_t n = std::min<uint64_t>(s.len - offset, len);
-    auto host = mem.slice(GuestAddress(s.addr.value() + offset), n);
-    if (!host) return false;
-    if (!fn(*host)) return false;
-    len -= n;
-    offset = 0;
-  }
-  return len == 0;
-}
 
 // More segments than this in one RX chain are left unused (Linux uses one or two).
 constexpr size_t kMaxIovecs = 64;
@@ -96,13 +76,7 @@ ParseResult parse_tx(const GuestMemory& mem, const virtio::DescriptorChain& chai
     return r;
   }
   std::array<uint8_t, kHeaderSize> wire;
-  size_t filled = 0;
-  const bool ok = for_each_range(mem, chain.readable, 0, kHeaderSize, [&](std::span<uint8_t> s) {
-    std::memcpy(wire.data() + filled, s.data(), s.size());
-    filled += s.size();
-    return true;
-  });
-  if (!ok) {
+  if (!virtio::read_segments(mem, chain.readable, 0, wire)) {
     r.refusal = Refusal::kMalformedChain;
     return r;
   }
@@ -145,7 +119,7 @@ size_t rx_payload_iovecs(const GuestMemory& mem, const virtio::DescriptorChain& 
   out.clear();
   const uint64_t len = std::min(max, rx_payload_capacity(c));
   size_t covered = 0;
-  for_each_range(mem, c.writable, kHeaderSize, len, [&](std::span<uint8_t> s) {
+  virtio::for_each_range(mem, c.writable, kHeaderSize, len, [&](std::span<uint8_t> s) {
     if (!s.empty()) out.push_back({s.data(), s.size()});
     covered += s.size();
     return out.size() < kMaxIovecs;
@@ -157,7 +131,7 @@ uint32_t write_rx_payload(const GuestMemory& mem, const virtio::DescriptorChain&
                           std::span<const uint8_t> data) {
   const uint32_t len = static_cast<uint32_t>(std::min<size_t>(data.size(), rx_payload_capacity(c)));
   uint32_t done = 0;
-  for_each_range(mem, c.writable, kHeaderSize, len, [&](std::span<uint8_t> s) {
+  virtio::for_each_range(mem, c.writable, kHeaderSize, len, [&](std::span<uint8_t> s) {
     std::memcpy(s.data(), data.data() + done, s.size());
     done += static_cast<uint32_t>(s.size());
     return true;
@@ -167,13 +141,7 @@ uint32_t write_rx_payload(const GuestMemory& mem, const virtio::DescriptorChain&
 
 bool write_rx_header(const GuestMemory& mem, const virtio::DescriptorChain& c, const Header& h) {
   if (!rx_chain_usable(c)) return false;
-  const auto wire = encode(h);
-  size_t done = 0;
-  return for_each_range(mem, c.writable, 0, kHeaderSize, [&](std::span<uint8_t> s) {
-    std::memcpy(s.data(), wire.data() + done, s.size());
-    done += s.size();
-    return true;
-  });
+  return virtio::write_segments(mem, c.writable, 0, encode(h));
 }
 
 }  // namespace ksbox::devices::vsock

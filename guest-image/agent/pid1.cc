@@ -21,6 +21,7 @@
 
 #include "exec_env.h"
 #include "log.h"
+#include "net_setup.h"
 #include "vmm/unique_fd.h"
 
 namespace ksbox::agent {
@@ -108,6 +109,7 @@ void setup_pid1() {
   mount_once("tmpfs", "/tmp", 0, "mode=1777");
   if (::sethostname("ksbox", 5) < 0) log("sethostname: {}", std::strerror(errno));
   bring_up_lo();
+  setup_network();
   mount_workspace();
 }
 

@@ -12,8 +12,8 @@ void ensure_stdio(bool console);
 
 // Mounts /proc, /sys, devtmpfs on /dev, devpts on /dev/pts (ptmxmode=666),
 // tmpfs on /dev/shm and /tmp, each only if nothing is mounted there yet;
-// sets the hostname "ksbox", brings lo up and mounts the workspace share
-// (best effort).
+// sets the hostname "ksbox", brings lo up, configures eth0 from the VMM's
+// ksbox.net= word (net_setup.h) and mounts the workspace share (best effort).
 void setup_pid1();
 
 // The virtio-fs share the host offers as the project workspace.
