@@ -28,6 +28,17 @@ std::string to_string(in_addr a) {
   return buf;
 }
 
+// IPv4 fragments never reach slirp: libslirp 4.7 (Debian 12) crashes the
+// process (SIGBUS in ip_reass) on a lone last fragment with a nonzero
+// offset, which any guest can send. With the MTU we give the guest (up to
+// 65520) its own stack never fragments TCP (DF, path MTU) and fragments UDP
+// only for datagrams above the MTU, so dropping them costs nothing real.
+bool is_ipv4_fragment(std::span<const uint8_t> f) {
+  if (f.size() < 14 + 20 || f[12] != 0x08 || f[13] != 0x00) return false;
+  const uint16_t frag = static_cast<uint16_t>(f[14 + 6] << 8 | f[14 + 7]);
+  return (frag & 0x3fff) != 0;  // MF or a fragment offset
+}
+
 int64_t now_ms() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -114,6 +125,7 @@ void SlirpBackend::send_frame(std::span<const uint8_t> frame) {
 }
 
 uint64_t SlirpBackend::guest_errors() const { return guest_errors_.load(std::memory_order_relaxed); }
+uint64_t SlirpBackend::fragments_dropped() const { return fragments_dropped_.load(std::memory_order_relaxed); }
 
 void SlirpBackend::wake() {
   const uint64_t one = 1;
@@ -150,7 +162,13 @@ void SlirpBackend::feed_queued_frames() {
     unblock = sender_blocked_;
     sender_blocked_ = false;
   }
-  for (const auto& f : batch_) ::slirp_input(slirp_, f.data(), static_cast<int>(f.size()));
+  for (const auto& f : batch_) {
+    if (is_ipv4_fragment(f)) {
+      fragments_dropped_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    ::slirp_input(slirp_, f.data(), static_cast<int>(f.size()));
+  }
   batch_.clear();
   // Outside our lock: the device takes its own lock and may call send_frame().
   if (unblock) sink_->backend_writable();

@@ -5,7 +5,7 @@
 // The slirp instance is only touched by this backend's thread (slirp is
 // not thread-safe): frames from the device wait in a bounded queue that the
 // thread feeds to slirp_input(); slirp's own output goes to the sink from
-// the same thread.
+// the same thread. IPv4 fragments are dropped before slirp sees them.
 #pragma once
 
 #include <atomic>
@@ -62,7 +62,9 @@ class SlirpBackend final : public NetBackend {
   bool can_send() override;
   void send_frame(std::span<const uint8_t> frame) override;
 
+  // Frames slirp complained about; IPv4 fragments dropped (see slirp_backend.cc).
   uint64_t guest_errors() const;
+  uint64_t fragments_dropped() const;
 
  private:
   struct Timer {
@@ -105,7 +107,7 @@ class SlirpBackend final : public NetBackend {
   std::vector<Timer*> timers_;
   std::vector<::pollfd> pollfds_;
   std::deque<std::vector<uint8_t>> batch_;
-  std::atomic<uint64_t> guest_errors_{0};
+  std::atomic<uint64_t> guest_errors_{0}, fragments_dropped_{0};
 
   std::thread thread_;
 };
