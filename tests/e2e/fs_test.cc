@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/e2e/guest.h"
+#include "tests/e2e/guest_test.h"
 #include "tests/e2e/sandbox.h"
 
 namespace ksbox::test {
@@ -36,38 +37,18 @@ void write_file(const std::string& path, const std::string& data) {
 // fs_probe's contents: byte i of writer `seed`'s data.
 char pattern(unsigned seed, size_t i) { return static_cast<char>('a' + (seed * 7 + i * 13) % 26); }
 
-class FsTest : public ::testing::Test {
+class FsTest : public GuestTest {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(guest_test_blocker(kInitramfs), "");
-  }
   void boot(SandboxOptions opts = {}) {
     opts.workspace = true;
-    opts.initramfs = kInitramfs;
     opts.memory_mib = 1024;
-    // One vCPU: in the nested harness, heavy share traffic from a 2-vCPU
-    // guest often left a guest vCPU whose timer never fired (RCU stalls,
-    // runs of minutes); the issue notes have the details.
-    opts.vcpus = 1;
-    sb_ = std::make_unique<Sandbox>(opts);
-    auto r = sb_->exec({"true"});
-    ASSERT_EQ(r.exit_code, 0) << "the guest never served an exec\n" << sb_->describe(r);
-  }
-  void TearDown() override {
-    if (!sb_ || !sb_->vmm().running()) return;
-    // Whatever the guest did, the VMM is still serving: a clean stop works.
-    const auto st = sb_->stop();
-    EXPECT_EQ(st, 0) << "ksbox stop did not end the VM cleanly\n" << sb_->describe({});
+    GuestTest::boot(opts);
   }
   // sh -c SCRIPT in the guest, as the sandbox user unless `user` says otherwise.
   ProcessResult sh(const std::string& script, const std::string& user = "1000") {
     return sb_->exec({"sh", "-c", script}, {"-u", user, "-w", "/workspace"}, {.timeout = std::chrono::seconds(300)});
   }
-  ProcessResult host(const std::string& script) { return sb_->host_sh(script); }
   std::string ws(const std::string& rel = "") const { return sb_->workspace() + (rel.empty() ? "" : "/" + rel); }
-
-  static constexpr const char* kInitramfs = "initramfs-test.cpio.gz";
-  std::unique_ptr<Sandbox> sb_;
 };
 
 #define EXPECT_OK(r) EXPECT_EQ((r).exit_code, 0) << sb_->describe(r)

@@ -53,6 +53,13 @@ TEST(VmmArguments, MissingInitrd) {
                  "cannot open initrd '/nonexistent.cpio'");
 }
 
+TEST(VmmArguments, NetworkModeAndPublish) {
+  expect_refused({"--kernel", any_file(), "--network", "tap"}, 2, "--network");
+  expect_refused({"--kernel", any_file(), "--publish", "8080:80"}, 1, "--publish needs a network: add --network user");
+  expect_refused({"--kernel", any_file(), "--network", "user", "--publish", "80"}, 2, "[HOSTIP:]HOSTPORT:GUESTPORT");
+  expect_refused({"--kernel", any_file(), "--network", "user", "--publish", "host:80:80"}, 2, "not an IPv4 address");
+}
+
 TEST(VmmArguments, MemoryTooSmall) { expect_refused({"--kernel", any_file(), "--memory", "8"}, 1, "below the minimum"); }
 
 TEST(VmmArguments, MemoryAboveHost) {

@@ -34,6 +34,19 @@ class Input {
   size_t pos_ = 0;
 };
 
+// Runs `even(in)` or `odd(in)` by bit 0 of the input's first byte (the
+// targets' two modes), with `in` positioned after that byte.
+template <typename Even, typename Odd>
+int run_by_mode(const uint8_t* data, size_t size, Even&& even, Odd&& odd) {
+  Input in({data, size});
+  if (in.take<uint8_t>() & 1) {
+    odd(in);
+  } else {
+    even(in);
+  }
+  return 0;
+}
+
 // Zeroes every region of `mem` and fills them, in order, from `image` (as
 // far as it goes), so that each input starts from the same RAM.
 inline void load_memory(const GuestMemory& mem, std::span<const uint8_t> image) {

@@ -6,6 +6,8 @@ Small, well-formed starting points plus a few refusals."""
 import pathlib
 import struct
 
+from seed_image import Image
+
 OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "vsock_packet"
 
 NEXT, WRITE, INDIRECT = 1, 2, 4
@@ -19,25 +21,6 @@ def hdr(op, src_port, dst_port, length=0, src_cid=GUEST_CID, dst_cid=HOST_CID, t
         buf_alloc=262144, fwd_cnt=0):
     return struct.pack("<QQIIIHHIII", src_cid, dst_cid, src_port, dst_port, length, typ, op, flags,
                        buf_alloc, fwd_cnt)
-
-
-class Image:
-    def __init__(self):
-        self.b = bytearray()
-
-    def put(self, addr, data):
-        if addr + len(data) > len(self.b):
-            self.b.extend(bytes(addr + len(data) - len(self.b)))
-        self.b[addr:addr + len(data)] = data
-
-    def desc(self, table, i, addr, length, flags=0, nxt=0):
-        self.put(table + 16 * i, struct.pack("<QIHH", addr, length, flags, nxt))
-
-    def avail(self, ring, heads):
-        self.put(ring, struct.pack("<HH", 0, len(heads)) + b"".join(struct.pack("<H", h) for h in heads))
-
-    def bytes(self):
-        return bytes(self.b).rstrip(b"\0")
 
 
 # --- packet mode: segments are (address / 3, length) --------------------------------

@@ -326,12 +326,5 @@ void fuzz_device(Input& in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ksbox::devices::vsock;
-  Input in({data, size});
-  const uint8_t mode = in.take<uint8_t>();
-  if (mode & 1) {
-    fuzz_device(in);
-  } else {
-    fuzz_packet(in);
-  }
-  return 0;
+  return ksbox::fuzz::run_by_mode(data, size, fuzz_packet, fuzz_device);
 }

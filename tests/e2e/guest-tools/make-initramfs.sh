@@ -3,7 +3,7 @@
 # BASE (the default initramfs) followed by a second gzip'd cpio archive (the
 # kernel unpacks concatenated archives in order) holding the host's git and
 # each --tool (e.g. fio for benchmarks/blk), with the shared libraries ldd
-# names, and each PROBE (static: fs_probe, blk_probe) as /usr/bin/<its name>.
+# names, and each PROBE (static: fs_probe, blk_probe, net_probe) as /usr/bin/<its name>.
 # The end-to-end tests need git in the guest; the default image stays small.
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 BASE OUT [--tool NAME]... PROBE..." >&2; exit 2; }
