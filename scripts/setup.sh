@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev libboost-dev liburing-dev libgit2-dev libslirp-dev
   # guest kernel and initramfs
   linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
+  # guest root file system (guest-image/rootfs/: debootstrap, an ext4 image)
+  debootstrap e2fsprogs
   # nested harness and benchmark peers (QEMU; dropbear SSH for the exec benchmark)
   qemu-system-x86 qemu-utils dropbear-bin
   # the disk benchmark (benchmarks/blk) runs fio in the guests
