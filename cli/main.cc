@@ -196,12 +196,20 @@ int main(int argc, char** argv) {
   run->add_option("--vcpus", run_vcpus, "vCPUs (default: sized to the host)");
   run->add_flag("--fresh", run_o.fresh, "discard the sandbox's previous state (its clone, logs) first");
   run->add_flag("--no-attach", run_o.no_attach, "boot and return; `ksbox attach` later");
-  run->add_option("--network", run_o.network, "off, user or filtered (default: the config's, else user)");
+  run->add_option("--network", run_o.network,
+                  "off (no network device) or user (rootless user-mode networking, open egress); default: the "
+                  "config's, else user. (filtered: not yet)");
   run->add_option("--sync-mode", run_o.sync_mode, "manual, auto-commit or auto-idle (default: manual)");
   run->add_option("--workspace", run_o.workspace,
                   "clone (default: the guest works on a clone, `ksbox sync` brings commits back) or live "
                   "(the project directory itself, read-write)");
   run->add_option("-e,--env", run_o.env, "NAME=VALUE or NAME (the host's value) for the command; repeatable")
+      ->take_last()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false);
+  run->add_option("-p,--publish", run_o.publish,
+                  "[HOSTIP:]HOSTPORT:GUESTPORT: a guest port on the host (127.0.0.1 unless HOSTIP), for this boot; "
+                  "repeatable")
       ->take_last()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);

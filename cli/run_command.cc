@@ -49,6 +49,11 @@ SandboxConfig resolve_config(const fs::path& root, const RunOptions& o) {
     if (!m) throw ConfigError("--workspace: expected clone or live, not '" + o.workspace + "'");
     c.workspace = *m;
   }
+  // The egress filter is issue 6's second half: refuse rather than run open.
+  if (c.network == NetworkMode::kFiltered)
+    throw ConfigError("network: 'filtered' is not available yet; use 'user' (open egress) or 'off'");
+  if (!o.publish.empty() && c.network != NetworkMode::kUser)
+    throw ConfigError("--publish needs the user network (--network user)");
   return c;
 }
 
@@ -71,16 +76,18 @@ void clone_workspace(const SandboxPaths& p, const fs::path& root, const SandboxC
 }
 
 std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image, const SandboxRecord& rec,
-                                  const SandboxConfig& config) {
+                                  const SandboxConfig& config, const std::vector<std::string>& publish) {
   std::vector<std::string> args{"--kernel", image.kernel.string(),  "--initrd",  image.initrd.string(),
           "--vcpus",  std::to_string(rec.vcpus), "--memory", std::to_string(rec.memory_mib),
           "--console", p.console_log().string(), "--vsock",  p.vsock().string(),
           "--control", p.control().string(),  "--pid-file", p.pid_file().string(),
           "--name",   rec.name,               "--share",   "workspace=" + rec.workspace_dir(p).string()};
+  args.insert(args.end(), {"--network", rec.network});
   for (const auto& share : config.shares) {
     args.push_back("--share");
     args.push_back(share.tag + "=" + share_host_dir(share, rec.project).string() + (share.read_only ? ":ro" : ""));
   }
+  for (const auto& port : publish) args.insert(args.end(), {"--publish", port});
   return args;
 }
 
@@ -202,7 +209,7 @@ int run_sandbox(const RunOptions& o) {
 
   const std::vector<std::string> hook_env{"KSBOX_SANDBOX=" + rec.name, "KSBOX_STATE_DIR=" + p.dir.string()};
   run_hooks("pre-up", config.hooks.pre_up, *root, hook_env);
-  const pid_t pid = spawn_vmm(p, {*vmm, vmm_args(p, *image, rec, config)}, *lock);
+  const pid_t pid = spawn_vmm(p, {*vmm, vmm_args(p, *image, rec, config, o.publish)}, *lock);
   lock.reset();  // the VMM holds it now
   try {
     wait_until_ready(p, pid, std::chrono::milliseconds(static_cast<int64_t>(o.boot_timeout_s * 1000)));

@@ -182,9 +182,11 @@ int status_command(const std::optional<std::string>& name_arg, bool as_json) {
               j["workspace"].get<std::string>().c_str(), j["workspace_mode"].get<std::string>().c_str(),
               j["vcpus"].get<unsigned>(), static_cast<unsigned long long>(j["memory_mib"].get<uint64_t>()),
               j["network"].get<std::string>().c_str(), j["sync_mode"].get<std::string>().c_str());
-  if (j.contains("sync"))
+  if (j.contains("sync")) {
+    const auto& b = j["sync"]["branch"];  // null when the project's HEAD is detached
     std::printf("to sync:   %d commits ahead of %s, %d uncommitted files\n", j["sync"].value("ahead", 0),
-                j["sync"].value("branch", std::string("?")).c_str(), j["sync"].value("uncommitted", 0));
+                b.is_string() ? b.get<std::string>().c_str() : "(detached HEAD)", j["sync"].value("uncommitted", 0));
+  }
   return 0;
 }
 

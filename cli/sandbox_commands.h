@@ -33,6 +33,7 @@ struct RunOptions {
   bool fresh = false;
   bool no_attach = false;
   std::vector<std::string> env;      // --env NAME[=VALUE]
+  std::vector<std::string> publish;  // --publish [HOSTIP:]HOSTPORT:GUESTPORT, for this boot
   std::vector<std::string> command;  // after --: run it instead of a shell
   double boot_timeout_s = 120;
 };

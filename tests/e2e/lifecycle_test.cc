@@ -131,8 +131,12 @@ TEST_F(LifecycleTest, RunExecSyncStopDestroy) {
   EXPECT_EQ(status("alpha")["state"], "running");
   const pid_t vmm = status("alpha")["pid"].get<pid_t>();
 
+  // The default network: rootless user-mode, configured by the agent.
+  auto r = guest("alpha", "test -e /sys/class/net/eth0 && grep -c nameserver /etc/resolv.conf");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+
   // The guest works on a clone, commits carry the host user's identity.
-  auto r = guest("alpha", kCommitInGuest);
+  r = guest("alpha", kCommitInGuest);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "Host User\n");
   EXPECT_FALSE(fs::exists(proj / "agent.txt")) << "the guest wrote the host repository";
@@ -333,6 +337,10 @@ TEST_F(LifecycleTest, BadInputsHaveTheirExitCodes) {
   r = ksbox({"run", proj.string(), "--no-attach", "--network", "sideways"});
   EXPECT_EQ(r.exit_code, 6) << r.err;
   EXPECT_NE(r.err.find("--network"), std::string::npos) << r.err;
+  r = ksbox({"run", proj.string(), "--no-attach", "--network", "filtered"});
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  r = ksbox({"run", proj.string(), "--no-attach", "--network", "off", "--publish", "8080:80"});
+  EXPECT_EQ(r.exit_code, 6) << r.err;
   r = ksbox({"run", proj.string(), "--no-attach", "--memory", "16"});
   EXPECT_EQ(r.exit_code, 6) << r.err;
 
