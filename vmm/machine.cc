@@ -24,6 +24,7 @@
 #include "devices/net/virtio_net.h"
 #include "devices/rng/rng.h"
 #include "devices/vsock/vsock.h"
+#include "protocol/cmdline_words.h"
 #include "vmm/control_server.h"
 #include "vmm/cmdline.h"
 #include "vmm/error.h"
@@ -105,6 +106,12 @@ Machine::Machine(const MachineConfig& cfg)
   if (!cfg_.shares.empty()) {
     const auto cache = devices::fs::parse_cache_policy(cfg_.share_cache);
     const auto io = devices::fs::parse_io_engine_kind(cfg_.fs_io);
+    // The agent mounts these (guest-image/agent/share_params.h); a tag that
+    // is not a safe directory name is served but left for the user to mount.
+    std::string tags;
+    for (const auto& share : cfg_.shares)
+      if (protocol::is_mountable_tag(share.tag)) tags += (tags.empty() ? "" : ",") + share.tag;
+    if (!tags.empty()) device_args_.push_back("ksbox.shares=" + tags);
     for (const auto& share : cfg_.shares) {
       devices::fs::PassthroughOptions fs_opts;
       fs_opts.read_only = share.read_only;

@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "guest-image/agent/cmdline_param.h"
+
 namespace ksbox::agent {
 
 struct NetParams {
@@ -25,14 +27,7 @@ inline constexpr std::string_view kNetParam = "ksbox.net=";
 // The parameters of the last "ksbox.net=" word of `cmdline`; nullopt when
 // there is none or it is malformed.
 inline std::optional<NetParams> parse_net_params(std::string_view cmdline) {
-  std::optional<std::string_view> value;
-  size_t pos = 0;
-  while (pos < cmdline.size()) {
-    const size_t end = std::min(cmdline.find_first_of(" \t\n", pos), cmdline.size());
-    const std::string_view word = cmdline.substr(pos, end - pos);
-    if (word.starts_with(kNetParam)) value = word.substr(kNetParam.size());
-    pos = end + 1;
-  }
+  const auto value = last_param(cmdline, kNetParam);
   if (!value) return std::nullopt;
 
   const auto ip = [](std::string_view s, in_addr& out) {

@@ -39,15 +39,6 @@ bool if_ioctl(int s, unsigned long req, ifreq& ifr, const char* what) {
   return false;
 }
 
-std::string read_cmdline() {
-  UniqueFd fd(::open("/proc/cmdline", O_RDONLY | O_CLOEXEC));
-  if (!fd) return {};
-  std::string out(4096, '\0');
-  const ssize_t n = ::read(fd.get(), out.data(), out.size());
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  return out;
-}
-
 bool write_resolv_conf(in_addr dns) {
   char addr[INET_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET, &dns, addr, sizeof addr);
@@ -95,7 +86,7 @@ bool configure_interface(const char* ifname, const NetParams& p) {
 }
 
 void setup_network() {
-  const auto p = parse_net_params(read_cmdline());
+  const auto p = parse_net_params(read_kernel_cmdline());
   if (!p) return;  // no network device, or no word from the VMM
   configure_interface(kNetInterface, *p);
 }

@@ -22,6 +22,7 @@
 #include "exec_env.h"
 #include "log.h"
 #include "net_setup.h"
+#include "cmdline_param.h"
 #include "vmm/unique_fd.h"
 
 namespace ksbox::agent {
@@ -74,6 +75,15 @@ bool have_virtiofs_device() {
 
 void mount_workspace() {
   if (!have_virtiofs_device()) return;
+  // The other shares the VMM announces go on /mnt/TAG.
+  for (const auto& tag : parse_share_tags(read_kernel_cmdline())) {
+    if (tag == kWorkspaceTag) continue;
+    ::mkdir("/mnt", 0755);
+    const std::string dir = "/mnt/" + tag;
+    if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) continue;
+    if (!is_mount_point(dir) && ::mount(tag.c_str(), dir.c_str(), "virtiofs", MS_NOSUID | MS_NODEV, nullptr) < 0)
+      log("mount virtiofs '{}' on {}: {}", tag, dir, std::strerror(errno));
+  }
   const std::string dir(kWorkspaceDir);
   if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) {
     log("mkdir {}: {}", dir, std::strerror(errno));

@@ -256,8 +256,11 @@ TEST_F(LifecycleTest, ConfigHooksEnvAndAutoIdle) {
   const fs::path proj = make_project("zeta");
   std::ofstream(proj / ".ksbox.json") << R"({
     "name": "zed", "sync_mode": "auto-idle", "idle_seconds": 2, "env": ["KSBOX_TEST_VAR"],
+    "shares": [{"tag": "data", "host_dir": "../zeta-data", "read_only": true}],
     "hooks": {"pre_up": ["echo \"up $KSBOX_SANDBOX\" > hook-up.txt", "exit 3"],
               "post_down": ["echo down > hook-down.txt"]}})";
+  fs::create_directories(root_ / "zeta-data");
+  std::ofstream(root_ / "zeta-data/input.txt") << "reference\n";
   ::setenv("ANTHROPIC_API_KEY", "sk-test-secret-123", 1);
   ::setenv("KSBOX_TEST_VAR", "from-host", 1);
 
@@ -273,6 +276,11 @@ TEST_F(LifecycleTest, ConfigHooksEnvAndAutoIdle) {
   EXPECT_EQ(status("zed")["state"], "running");
   EXPECT_EQ(files_containing(root_ / "state", "sk-test-secret-123"), std::vector<fs::path>{})
       << "a secret was written to the state directory";
+
+  // The config's extra share is on /mnt/TAG, read-only as configured.
+  r = guest("zed", "cat /mnt/data/input.txt; echo x > /mnt/data/new.txt && echo wrote");
+  EXPECT_EQ(r.out, "reference\n") << r.err;
+  EXPECT_FALSE(fs::exists(root_ / "zeta-data/new.txt"));
 
   // auto-idle: the guest's changes come back by themselves once it is quiet.
   ASSERT_EQ(guest("zed", "echo idle > /workspace/idle.txt").exit_code, 0);
