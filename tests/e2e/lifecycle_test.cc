@@ -157,14 +157,16 @@ TEST_F(LifecycleTest, RunExecSyncStopDestroy) {
   EXPECT_NE(r.out.find("agent work"), std::string::npos) << r.out;
   EXPECT_EQ(head(proj), before);
 
-  // An uncommitted guest file is listed, not copied.
-  ASSERT_EQ(guest("alpha", "echo draft > /workspace/draft.txt").exit_code, 0);
-  r = ksbox({"sync", "alpha"});
+  // An uncommitted guest file is listed, not copied; --artifacts copies dist/.
+  ASSERT_EQ(guest("alpha", "echo draft > /workspace/draft.txt && mkdir -p /workspace/dist && "
+                           "echo built > /workspace/dist/app.js").exit_code, 0);
+  r = ksbox({"sync", "alpha", "--artifacts"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(read_file(proj / "agent.txt"), "agent\n");
   EXPECT_NE(head(proj), before);
   EXPECT_NE((r.out + r.err).find("draft.txt"), std::string::npos) << r.out << r.err;
   EXPECT_FALSE(fs::exists(proj / "draft.txt"));
+  EXPECT_EQ(read_file(proj / "dist/app.js"), "built\n");
 
   EXPECT_EQ(ksbox({"sync", "alpha"}).exit_code, 2) << "nothing to sync";
 
@@ -220,7 +222,7 @@ TEST_F(LifecycleTest, TwoSandboxesAtOnceAndAutoCommit) {
   const fs::path a = make_project("gamma");
   const fs::path b = make_project("delta");
   start(a, {"--sync-mode", "auto-commit"});
-  start(b);
+  start(b, {"--workspace", "live"});  // the project itself, read-write
   auto l = ksbox({"list", "--json"});
   const json all = json::parse(l.out, nullptr, false);
   ASSERT_TRUE(all.is_array()) << l.out;
@@ -233,9 +235,10 @@ TEST_F(LifecycleTest, TwoSandboxesAtOnceAndAutoCommit) {
   auto r = ksbox({"sync", "gamma"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(read_file(a / "one.txt"), "one\n");
-  r = ksbox({"sync", "delta"});
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Live: the commit is in the project already; there is nothing to sync.
   EXPECT_EQ(read_file(b / "agent.txt"), "agent\n");
+  EXPECT_EQ(git(b, {"log", "-1", "--format=%s"}).out, "agent work\n");
+  EXPECT_EQ(ksbox({"sync", "delta"}).exit_code, 2);
 
   // stop with auto-commit commits what is left; a later sync brings it.
   ASSERT_EQ(guest("gamma", "echo two > /workspace/two.txt").exit_code, 0);
