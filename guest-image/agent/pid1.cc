@@ -23,6 +23,7 @@
 #include "log.h"
 #include "net_setup.h"
 #include "cmdline_param.h"
+#include "root_disk.h"
 #include "vmm/unique_fd.h"
 
 namespace ksbox::agent {
@@ -71,6 +72,16 @@ bool have_virtiofs_device() {
   return found;
 }
 
+// ksbox.root= on the kernel command line: make the root disk the root
+// (root_disk.h). Before the mounts below, so they land in the new root.
+void switch_root_if_asked() {
+  std::string error;
+  const auto disk = parse_root_disk(read_kernel_cmdline(), &error);
+  if (!error.empty()) log("kernel command line: {}; staying in the initramfs", error);
+  // A re-executed agent (after a crash) finds the switch done already.
+  if (disk && !root_is_overlay()) switch_to_root_disk(*disk);
+}
+
 }  // namespace
 
 void mount_workspace() {
@@ -114,6 +125,7 @@ void setup_pid1() {
   mount_once("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   mount_once("sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   mount_once("devtmpfs", "/dev", MS_NOSUID, "mode=0755");
+  switch_root_if_asked();
   mount_once("devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=620,ptmxmode=666");
   mount_once("tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_once("tmpfs", "/tmp", 0, "mode=1777");

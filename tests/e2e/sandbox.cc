@@ -36,7 +36,7 @@ Sandbox::Sandbox(const SandboxOptions& opts) : dir_(make_temp_dir()) {
   std::vector<std::string> argv = {vmm_path(),
                                    "--kernel", guest_file("vmlinux"),
                                    "--initrd", guest_file(opts.initramfs),
-                                   "--cmdline", "quiet",
+                                   "--cmdline", opts.cmdline.empty() ? "quiet" : "quiet " + opts.cmdline,
                                    "--vcpus", std::to_string(opts.vcpus),
                                    "--memory", std::to_string(opts.memory_mib),
                                    "--vsock", socket_};

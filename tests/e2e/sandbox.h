@@ -17,6 +17,7 @@ struct SandboxOptions {
   unsigned vcpus = 2;
   unsigned memory_mib = 512;
   std::vector<std::string> vmm_args;  // extra ksbox-vmm arguments
+  std::string cmdline;                // extra kernel command-line words
   std::string initramfs = "initramfs.cpio.gz";  // in the guest image directory
   // Share <dir>/workspace with the guest as the tag "workspace" (the agent
   // mounts it on /workspace); ":ro" appended when read-only.
