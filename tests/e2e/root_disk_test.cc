@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/e2e/guest.h"
+#include "tests/e2e/guest_test.h"
 #include "tests/e2e/process.h"
 #include "tests/e2e/sandbox.h"
 
@@ -19,10 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class RootDiskTest : public ::testing::Test {
+class RootDiskTest : public GuestTest {
  protected:
   void SetUp() override {
-    ASSERT_EQ(guest_test_blocker("initramfs.cpio.gz"), "");
+    ASSERT_NO_FATAL_FAILURE(GuestTest::SetUp());
     ASSERT_TRUE(fs::exists(rootfs_)) << rootfs_ << " is missing: cmake --build build --target guest-rootfs";
     const char* tmp = std::getenv("TMPDIR");
     std::string t = std::string(tmp && *tmp ? tmp : "/tmp") + "/ksbox-e2e-rootdisk-XXXXXX";
@@ -34,20 +35,16 @@ class RootDiskTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << "mkfs.ext4: " << r.err;
   }
   void TearDown() override {
-    if (sb_ && sb_->vmm().running()) sb_->stop();
+    GuestTest::TearDown();
     sb_.reset();
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
+  // The agent from the initramfs switches to the disks before serving.
   void boot() {
-    SandboxOptions opts;
-    opts.vcpus = 1;  // see FsTest::boot: 2-vCPU guests stall under nested TCG
-    opts.memory_mib = 1024;
-    opts.vmm_args = {"--disk", rootfs_ + ":ro", "--disk", layer_};
-    opts.cmdline = "ksbox.root=/dev/vda ksbox.overlay=/dev/vdb";
-    sb_ = std::make_unique<Sandbox>(opts);
-    auto r = sb_->exec({"true"});
-    ASSERT_EQ(r.exit_code, 0) << "the guest never served an exec\n" << sb_->describe(r);
+    GuestTest::boot({.memory_mib = 1024,
+                     .vmm_args = {"--disk", rootfs_ + ":ro", "--disk", layer_},
+                     .cmdline = "ksbox.root=/dev/vda ksbox.overlay=/dev/vdb"});
   }
   // bash -c SCRIPT as the sandbox user (uid 1000).
   ProcessResult as_sandbox(const std::string& script) {
@@ -60,7 +57,6 @@ class RootDiskTest : public ::testing::Test {
 
   const std::string rootfs_ = guest_file("rootfs.ext4");
   std::string dir_, layer_;
-  std::unique_ptr<Sandbox> sb_;
 };
 
 #define ASSERT_OK(r) ASSERT_EQ((r).exit_code, 0) << sb_->describe(r)
