@@ -1,16 +1,22 @@
-// libFuzzer target for the egress filter's parsers (devices/net/
-// packet_view.h, dns_message.h) on arbitrary bytes.
+// libFuzzer target for the egress filter (devices/net/packet_view.h,
+// dns_message.h, egress_policy.h) on arbitrary bytes.
 //
-// Input: byte 0 picks the mode (bit 0: 0 = frame, 1 = DNS message); the
-// rest is an Ethernet frame or a DNS message. Views must stay inside the
+// Input: byte 0 picks the mode (bit 0: 0 = frames, 1 = DNS message).
+//  - frames: u16 n, then an inbound frame of n bytes (shown to the policy
+//    as coming from the network) and an outbound frame (the rest), which
+//    goes through the parsers and the policy.
+//  - DNS message: the rest. Views must stay inside the
 // input; accepted names must be well-formed lowercase presentation names;
-// the allowlist must only match on label boundaries.
+// the allowlist must only match on label boundaries; what the policy lets
+// through must be what its rules allow.
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "devices/net/dns_message.h"
+#include "devices/net/egress_policy.h"
 #include "devices/net/packet_view.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_guest_memory.h"
@@ -53,6 +59,29 @@ void fuzz_dns(std::span<const uint8_t> msg) {
   if (!m->response) CHECK(m->a_records.empty());
 }
 
+// What passes the policy: ARP, allowed DNS queries to the resolver, TCP to
+// addresses learned from `inbound` on allowed ports.
+void fuzz_policy(std::span<const uint8_t> inbound, std::span<const uint8_t> frame) {
+  EgressPolicy policy(EgressRules{{"github.com", "test"}, {80, 443}, 0x0a000203});
+  policy.observe_inbound(inbound);
+  const auto out = policy.check_outbound(frame);
+  if (out.event) CHECK(out.event->allowed == (out.verdict == EgressPolicy::Verdict::kPass));
+  if (out.verdict != EgressPolicy::Verdict::kPass || ether_type(frame) == kEtherTypeArp) return;
+  const auto l4 = parse_l4(frame);
+  CHECK(l4);
+  if (l4->protocol == kIpProtoUdp) {
+    CHECK(l4->dst == 0x0a000203 && l4->dport == 53);
+    const auto q = parse_dns(l4->payload);
+    CHECK(q && !q->response);
+    const std::vector<std::string> allow = {"github.com", "test"};
+    CHECK(dns_name_allowed(q->qname, allow));
+  } else {
+    CHECK(l4->protocol == kIpProtoTcp && policy.address_allowed(l4->dst));
+    CHECK(l4->dport == 80 || l4->dport == 443);
+    CHECK(!(l4->dst == 0x0a000203 && l4->dport == 53));
+  }
+}
+
 void fuzz_frame(std::span<const uint8_t> frame) {
   if (const auto ip = parse_ipv4(frame)) CHECK(inside(ip->payload, frame));
   const auto l4 = parse_l4(frame);
@@ -62,7 +91,14 @@ void fuzz_frame(std::span<const uint8_t> frame) {
   if (l4->protocol == kIpProtoUdp) fuzz_dns(l4->payload);
 }
 
-void frame_mode(Input& in) { fuzz_frame(in.rest()); }
+void frame_mode(Input& in) {
+  const uint16_t n = in.take<uint16_t>();
+  const auto rest = in.rest();
+  const auto inbound = rest.first(std::min<size_t>(n, rest.size()));
+  const auto outbound = rest.subspan(inbound.size());
+  fuzz_policy(inbound, outbound);
+  fuzz_frame(outbound);
+}
 void dns_mode(Input& in) { fuzz_dns(in.rest()); }
 
 }  // namespace

@@ -29,9 +29,8 @@ def response(qname, addrs):
     return bytes(m)
 
 
-def frame(proto, l4, dst=(10, 0, 2, 3), frag=0x4000):
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, frag, 64, proto, 0, bytes([10, 0, 2, 15]),
-                     bytes(dst))
+def frame(proto, l4, dst=(10, 0, 2, 3), frag=0x4000, src=(10, 0, 2, 15)):
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, frag, 64, proto, 0, bytes(src), bytes(dst))
     return bytes([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0]) + ip + l4
 
 
@@ -42,12 +41,16 @@ def udp(sport, dport, payload):
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     q = query(name("api", "github", "com"))
+    answer = frame(17, udp(53, 40000, response(name("github", "com"), [(140, 82, 112, 3)])), src=(10, 0, 2, 3),
+                   dst=(10, 0, 2, 15))
+    syn = frame(6, struct.pack(">HHIIBBHHH", 40000, 443, 1, 0, 5 << 4, 2, 65535, 0, 0), (140, 82, 112, 3))
+    alone = b"\0\0\0"  # frames mode, no inbound frame
     seeds = {
-        "frame_dns_query": b"\0" + frame(17, udp(40000, 53, q)),
-        "frame_dns_response": b"\0" + frame(17, udp(53, 40000, response(name("github", "com"), [(140, 82, 112, 3)]))),
-        "frame_tcp_syn": b"\0" + frame(6, struct.pack(">HHIIBBHHH", 40000, 443, 1, 0, 5 << 4, 2, 65535, 0, 0),
-                                       (140, 82, 112, 3)),
-        "frame_fragment": b"\0" + frame(17, udp(1, 53, b"x"), frag=0x2000),
+        "frame_dns_query": alone + frame(17, udp(40000, 53, q)),
+        "frame_dns_response": alone + answer,
+        "frame_tcp_syn": alone + syn,
+        "frame_answer_then_syn": b"\0" + struct.pack("<H", len(answer)) + answer + syn,
+        "frame_fragment": alone + frame(17, udp(1, 53, b"x"), frag=0x2000),
         "dns_query": b"\1" + q,
         "dns_response": b"\1" + response(name("pypi", "org"), [(151, 101, 0, 223), (151, 101, 64, 223)]),
         "dns_pointer_loop": b"\1" + struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c\0\1\0\1",
