@@ -77,12 +77,13 @@ void clone_workspace(const SandboxPaths& p, const fs::path& root, const SandboxC
 
 std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image, const SandboxRecord& rec,
                                   const SandboxConfig& config, const std::vector<std::string>& publish) {
-  std::vector<std::string> args{"--kernel", image.kernel.string(),  "--initrd",  image.initrd.string(),
-          "--vcpus",  std::to_string(rec.vcpus), "--memory", std::to_string(rec.memory_mib),
-          "--console", p.console_log().string(), "--vsock",  p.vsock().string(),
-          "--control", p.control().string(),  "--pid-file", p.pid_file().string(),
-          "--name",   rec.name,               "--share",   "workspace=" + rec.workspace_dir(p).string()};
-  args.insert(args.end(), {"--network", rec.network});
+  std::vector<std::string> args{
+      "--kernel",  image.kernel.string(),     "--initrd",   image.initrd.string(),
+      "--vcpus",   std::to_string(rec.vcpus), "--memory",   std::to_string(rec.memory_mib),
+      "--console", p.console_log().string(),  "--vsock",    p.vsock().string(),
+      "--control", p.control().string(),      "--pid-file", p.pid_file().string(),
+      "--name",    rec.name,                  "--network",  rec.network,
+      "--share",   "workspace=" + rec.workspace_dir(p).string()};
   for (const auto& share : config.shares) {
     args.push_back("--share");
     args.push_back(share.tag + "=" + share_host_dir(share, rec.project).string() + (share.read_only ? ":ro" : ""));
@@ -184,17 +185,28 @@ int run_sandbox(const RunOptions& o) {
     return kRunNoGuestImage;
   }
 
+  Resources res;
+  try {
+    res = resolve_resources(config, host_memory_total_mib(), host_cpu_count());
+  } catch (const Error& e) {
+    say(e.what());
+    return kRunBadConfig;
+  }
   SandboxRecord rec;
   if (fs::exists(p.record(), ec)) {
+    // The sandbox keeps what it was made with; boot-time choices given on
+    // this command line apply from this boot on.
     rec = read_record(p);
-  } else {
-    Resources res;
-    try {
-      res = resolve_resources(config, host_memory_total_mib(), host_cpu_count());
-    } catch (const Error& e) {
-      say(e.what());
+    if (o.memory_mib) rec.memory_mib = res.memory_mib;
+    if (o.vcpus) rec.vcpus = res.vcpus;
+    if (!o.network.empty()) rec.network = to_string(config.network);
+    if (!o.sync_mode.empty()) rec.sync_mode = to_string(config.sync_mode);
+    if (!o.workspace.empty() && o.workspace != rec.workspace_mode) {
+      say(fmt::format("sandbox {} works on a {} workspace; `ksbox run --fresh --workspace {}` starts over with {}",
+                      rec.name, rec.workspace_mode, o.workspace, o.workspace));
       return kRunBadConfig;
     }
+  } else {
     rec = {config.name,
            *root,
            std::string(to_string(config.workspace)),

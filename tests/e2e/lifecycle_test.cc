@@ -213,6 +213,13 @@ TEST_F(LifecycleTest, CrashRecoveryAndFresh) {
   start(proj, {"--fresh"});
   r = guest("beta", "cd /workspace && git log --format=%s");
   EXPECT_EQ(r.out, "init\n") << r.err;
+  // Boot-time choices on a later run apply; the workspace kind needs --fresh.
+  ASSERT_EQ(ksbox({"stop", "beta"}).exit_code, 0);
+  EXPECT_EQ(ksbox({"run", proj.string(), "--no-attach", "--workspace", "live"}).exit_code, 6);
+  auto again = ksbox({"run", proj.string(), "--no-attach", "--memory", "640"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(status("beta")["memory_mib"], 640);
+  EXPECT_EQ(status("beta")["vcpus"], 1) << "kept from the first run";
   const pid_t vmm2 = status("beta")["pid"].get<pid_t>();
   EXPECT_EQ(ksbox({"destroy", "beta", "--force"}).exit_code, 0);
   expect_gone("beta", vmm2);
