@@ -16,6 +16,8 @@ for src in "$root"/tests/fuzz/*_fuzz.cc; do targets+=("$(basename "$src" .cc)");
 CXX=clang++ cmake -S "$root" -B "$out" -G Ninja -DKSBOX_WERROR=ON >/dev/null
 cmake --build "$out" --target "${targets[@]}" >/dev/null
 
+# Leaks inside system libraries that we cannot fix are listed, with why, here.
+export LSAN_OPTIONS="suppressions=$root/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for t in "${targets[@]}"; do
