@@ -29,8 +29,6 @@ using Clock = std::chrono::steady_clock;
 
 fs::path idle_pid_file(const SandboxPaths& p) { return p.dir / "idle-sync.pid"; }
 
-UniqueFd pidfd_of(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
-
 // Changes anywhere in the work tree or the repository's refs and index:
 // the newest mtime and the entry count (for deletions). .git/objects is
 // skipped (large, and only written together with refs). The clone is the
@@ -85,12 +83,12 @@ void spawn_idle_sync(const SandboxPaths& p, const std::string& name) {
 int idle_sync_main(const std::string& name) {
   const SandboxPaths p = sandbox_paths(name);
   const SandboxRecord rec = read_record(p);
-  const auto vmm = read_pid_file(p.pid_file());
-  if (!vmm || process_starttime(vmm->pid) != vmm->starttime) {
+  const auto vmm = live_process(p.pid_file());
+  if (!vmm) {
     log("no running VMM; nothing to watch");
     return 1;
   }
-  UniqueFd vmm_fd = pidfd_of(vmm->pid);
+  UniqueFd vmm_fd = open_pidfd(vmm->pid);
   const auto git = find_sibling_tool("ksbox-git");
   if (!vmm_fd || !git) {
     log("cannot watch the VMM or find ksbox-git");
@@ -140,9 +138,9 @@ int idle_sync_main(const std::string& name) {
 }
 
 void stop_idle_sync(const SandboxPaths& p) {
-  const auto rec = read_pid_file(idle_pid_file(p));
-  if (!rec || process_starttime(rec->pid) != rec->starttime) return;
-  UniqueFd fd = pidfd_of(rec->pid);
+  const auto rec = live_process(idle_pid_file(p));
+  if (!rec) return;
+  UniqueFd fd = open_pidfd(rec->pid);
   if (!fd) return;
   ::syscall(SYS_pidfd_send_signal, fd.get(), SIGTERM, nullptr, 0);
   pollfd pf{fd.get(), POLLIN, 0};

@@ -252,7 +252,7 @@ int destroy_command(const std::string& name, bool force) {
   std::optional<UniqueFd> lock;
   for (int i = 0; i < 250 && !(lock = try_lock(p)); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (!lock) {
-    if (auto vmm = read_pid_file(p.pid_file()); vmm && process_starttime(vmm->pid) == vmm->starttime)
+    if (auto vmm = live_process(p.pid_file()))
       ::kill(vmm->pid, SIGKILL);
     say(fmt::format("sandbox {} is still locked by another process", name));
     return 1;

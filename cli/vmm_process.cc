@@ -26,8 +26,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-UniqueFd pidfd_open(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
-
 // Whether the process behind `pidfd` ended within `timeout`.
 bool wait_exit(int pidfd, std::chrono::milliseconds timeout) {
   pollfd p{pidfd, POLLIN, 0};
@@ -41,15 +39,15 @@ bool wait_exit(int pidfd, std::chrono::milliseconds timeout) {
   }
 }
 
-// The VMM recorded in the pid file, if it is the live process of that pid
-// (same start time: not a later process that reused the pid).
-std::optional<PidRecord> live_vmm(const SandboxPaths& p) {
-  const auto rec = read_pid_file(p.pid_file());
+}  // namespace
+
+std::optional<PidRecord> live_process(const fs::path& pid_file) {
+  const auto rec = read_pid_file(pid_file);
   if (!rec || process_starttime(rec->pid) != rec->starttime) return std::nullopt;
   return rec;
 }
 
-}  // namespace
+UniqueFd open_pidfd(pid_t pid) { return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
 
 std::string_view to_string(SandboxState s) {
   switch (s) {
@@ -107,7 +105,7 @@ SandboxProbe probe_sandbox(const SandboxPaths& p) {
     probe.state = fs::exists(p.pid_file(), ec) ? SandboxState::kCrashed : SandboxState::kStopped;
     return probe;
   }
-  probe.vmm = live_vmm(p);
+  probe.vmm = live_process(p.pid_file());
   if (!probe.vmm) {
     probe.state = SandboxState::kStarting;  // a CLI is setting it up, or the VMM is just starting
     return probe;
@@ -119,7 +117,7 @@ SandboxProbe probe_sandbox(const SandboxPaths& p) {
 }
 
 int with_guest_paused(const SandboxPaths& p, const std::function<int()>& fn) {
-  if (!live_vmm(p)) return fn();
+  if (!live_process(p.pid_file())) return fn();
   // Long enough for a large sync; renewed by nobody, ended by resume.
   const auto paused = control_call(p.control(), json{{"cmd", "pause"}, {"lease_ms", 120'000}});
   if (!paused || !(*paused)["ok"].get<bool>())
@@ -204,7 +202,7 @@ std::string log_tail(const fs::path& file, size_t lines) {
 }
 
 void wait_until_ready(const SandboxPaths& p, pid_t vmm, std::chrono::milliseconds timeout) {
-  UniqueFd pidfd = pidfd_open(vmm);
+  UniqueFd pidfd = open_pidfd(vmm);
   ConnectPolicy policy;
   policy.timeout = timeout;
   policy.retry_unreachable_socket = true;
@@ -226,9 +224,9 @@ void wait_until_ready(const SandboxPaths& p, pid_t vmm, std::chrono::millisecond
 }
 
 std::string stop_sandbox(const SandboxPaths& p, std::chrono::milliseconds grace) {
-  const auto vmm = live_vmm(p);
+  const auto vmm = live_process(p.pid_file());
   if (!vmm) throw Error("no VMM runs for this sandbox");
-  UniqueFd pidfd = pidfd_open(vmm->pid);
+  UniqueFd pidfd = open_pidfd(vmm->pid);
   if (!pidfd) throw_errno("pidfd_open");
   std::string how = "powered off";
   try {

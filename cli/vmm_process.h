@@ -28,6 +28,12 @@ struct SandboxProbe {
   std::optional<nlohmann::json> status;  // running: its control socket's answer
 };
 
+// The process recorded in a pid file (vmm/pid_file.h), if it is alive and
+// the same one (same start time: not a later process that reused the pid).
+std::optional<PidRecord> live_process(const fs::path& pid_file);
+// A pidfd for `pid` (invalid on failure): readable once the process ends.
+UniqueFd open_pidfd(pid_t pid);
+
 // Never takes the lock for longer than the probe.
 SandboxProbe probe_sandbox(const SandboxPaths& p);
 
