@@ -51,9 +51,12 @@ Entry stat_entry(int dirfd, const std::string& name) {
   return e;
 }
 
-std::optional<std::string> read_regular_file(int dirfd, const std::string& name, size_t limit, struct stat* st_out) {
+namespace {
+
+std::optional<std::string> read_bounded(int dirfd, const std::string& name, size_t limit, struct stat* st_out,
+                                        int follow_flag) {
   // O_NONBLOCK: a FIFO swapped in after the caller's check must not hang us.
-  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | follow_flag | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return std::nullopt;
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return std::nullopt;
@@ -93,6 +96,16 @@ std::optional<std::string> read_regular_file(int dirfd, const std::string& name,
   data.resize(done);
   if (st_out != nullptr) *st_out = st;
   return data;
+}
+
+}  // namespace
+
+std::optional<std::string> read_regular_file(int dirfd, const std::string& name, size_t limit, struct stat* st_out) {
+  return read_bounded(dirfd, name, limit, st_out, O_NOFOLLOW);
+}
+
+std::optional<std::string> read_regular_file_followed(int dirfd, const std::string& name, size_t limit) {
+  return read_bounded(dirfd, name, limit, nullptr, 0);
 }
 
 std::optional<std::string> read_symlink(int dirfd, const std::string& name) {

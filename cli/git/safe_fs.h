@@ -39,6 +39,9 @@ Entry stat_entry(int dirfd, const std::string& name);
 // regular file or is larger than `limit` (errno = EFBIG).
 std::optional<std::string> read_regular_file(int dirfd, const std::string& name, size_t limit,
                                              struct stat* st_out = nullptr);
+// The same, following a symlink `name` (for screening what an unconfined
+// libgit2 would read through it).
+std::optional<std::string> read_regular_file_followed(int dirfd, const std::string& name, size_t limit);
 
 // readlinkat, bounded by PATH_MAX.
 std::optional<std::string> read_symlink(int dirfd, const std::string& name);

@@ -1,6 +1,7 @@
 #include "cli/git/worktree_changes.h"
 
 #include "cli/git/git_handles.h"
+#include "cli/git/ignore_files.h"
 
 namespace ksbox::git {
 namespace {
@@ -18,6 +19,7 @@ const char* describe(unsigned s) {
 }  // namespace
 
 std::vector<WorktreeChange> worktree_changes(git_repository* repo) {
+  if (const char* workdir = git_repository_workdir(repo)) check_ignore_files(workdir);
   git_status_options opts = GIT_STATUS_OPTIONS_INIT;
   opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
   opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |

@@ -15,6 +15,8 @@ struct WorktreeChange {
   unsigned flags = 0;  // git_status_t
 };
 
+// Throws Failure when an ignore file in the clone could make libgit2 loop
+// (cli/git/ignore_files.h).
 std::vector<WorktreeChange> worktree_changes(git_repository* repo);
 
 }  // namespace ksbox::git

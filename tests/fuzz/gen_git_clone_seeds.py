@@ -6,7 +6,7 @@ sandbox clone) into corpus/git_clone/ next to this script."""
 import pathlib
 
 OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "git_clone"
-CONFIG, HEAD, PACKED_REFS, MAIN_REF, EXCLUDE, INDEX = range(6)
+CONFIG, HEAD, PACKED_REFS, MAIN_REF, EXCLUDE, INDEX, GITIGNORE, SUB_GITIGNORE = range(8)
 SHA = b"0123456789abcdef0123456789abcdef01234567"
 BASE_CONFIG = b"[core]\n\trepositoryformatversion = 0\n\tbare = false\n"
 
@@ -30,6 +30,9 @@ SEEDS = {
     "exclude": (EXCLUDE, b"*.txt\n!untracked.txt\n[\n**/**/**/**\n"),
     "index_garbage": (INDEX, b"DIRC\x00\x00\x00\x02\x00\x00\x00\x01" + b"\x00" * 40),
     "index_empty": (INDEX, b""),
+    "gitignore": (GITIGNORE, b"*.log\nbuild/\n!keep.log\n"),
+    "gitignore_vtab": (GITIGNORE, b"\v"),  # libgit2 1.5 loops on it: refused first
+    "sub_gitignore": (SUB_GITIGNORE, b"/only-here\n\\ escaped\n"),
 }
 
 

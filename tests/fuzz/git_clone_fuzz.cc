@@ -1,11 +1,12 @@
 // Fuzz target for the host side of the sandbox clone (cli/git): the guest
 // writes the clone's git files, the host opens it for sync/commit/status.
 //
-// Input layout: byte 0 picks the git file the guest controls (mod 6:
-// config, HEAD, packed-refs, refs/heads/main, info/exclude, index); the rest
-// is its new content. A fixed clone (one commit) is made once in a temp dir;
-// each input overwrites that one file, runs open_sandbox_clone +
-// clone_head_commit + worktree_changes, then restores the file.
+// Input layout: byte 0 picks the file the guest controls (mod 8: .git/
+// config, HEAD, packed-refs, refs/heads/main, info/exclude, index, then the
+// work tree's .gitignore and sub/.gitignore); the rest is its new content.
+// A fixed clone (one commit) is made once in a temp dir; each input
+// overwrites that one file, runs open_sandbox_clone + clone_head_commit +
+// worktree_changes, then restores the file.
 // Invariants: only ksbox::git::Failure may be thrown (no crash, no other
 // exception); a config with an [include]/[includeIf] section is always
 // refused; split_relative_path never yields an empty, ".", ".." or ".git"
@@ -32,8 +33,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace ksbox::git;
 
-constexpr std::array<const char*, 6> kFiles = {"config", "HEAD", "packed-refs", "refs/heads/main", "info/exclude",
-                                               "index"};
+constexpr std::array<const char*, 8> kFiles = {
+    ".git/config", ".git/HEAD",  ".git/packed-refs", ".git/refs/heads/main", ".git/info/exclude",
+    ".git/index",  ".gitignore", "sub/.gitignore"};
 
 void write(const fs::path& p, const std::string& data) {
   fs::create_directories(p.parent_path());
@@ -74,7 +76,7 @@ struct Clone {
                             nullptr) == 0);
     write(root / "untracked.txt", "u\n");
     for (size_t i = 0; i < kFiles.size(); ++i) {
-      fs::path p = root / ".git" / kFiles[i];
+      fs::path p = root / kFiles[i];
       existed[i] = fs::exists(p);
       if (!existed[i]) continue;
       std::ifstream in(p, std::ios::binary);
@@ -88,7 +90,7 @@ struct Clone {
     fs::remove_all(root.parent_path(), ec);
   }
   void restore(size_t i) {
-    fs::path p = root / ".git" / kFiles[i];
+    fs::path p = root / kFiles[i];
     if (existed[i])
       write(p, pristine[i]);
     else
@@ -114,7 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t which = data[0] % kFiles.size();
   const std::string content(reinterpret_cast<const char*>(data + 1), size - 1);
   check_split(content);
-  write(clone.root / ".git" / kFiles[which], content);
+  write(clone.root / kFiles[which], content);
   bool opened = false;
   try {
     SandboxClone c = open_sandbox_clone(clone.root.string());
