@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/atomic_file.h"
+#include "vmm/atomic_file.h"
 #include "cli/exit_codes.h"
 #include "cli/host_checks.h"
 

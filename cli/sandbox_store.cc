@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "cli/atomic_file.h"
+#include "vmm/atomic_file.h"
 #include "cli/host_checks.h"
 #include "vmm/error.h"
 

@@ -1,6 +1,5 @@
 #include "vmm/pid_file.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -9,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vmm/atomic_file.h"
 #include "vmm/error.h"
-#include "vmm/unique_fd.h"
 
 namespace ksbox {
 
@@ -48,14 +47,7 @@ PidFile::PidFile(std::string path) : path_(std::move(path)) {
   if (!start) throw Error("cannot read /proc/self/stat");
   const std::string text =
       nlohmann::json{{"pid", ::getpid()}, {"starttime", *start}}.dump() + "\n";
-  const std::string tmp = path_ + ".tmp";
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd) throw_errno("cannot write pid file " + tmp);
-    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-      throw_errno("cannot write pid file " + tmp);
-  }
-  if (::rename(tmp.c_str(), path_.c_str()) < 0) throw_errno("cannot write pid file " + path_);
+  write_file_atomic(path_, text, 0600);
 }
 
 PidFile::~PidFile() {

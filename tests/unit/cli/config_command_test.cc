@@ -6,7 +6,7 @@
 
 #include <sstream>
 
-#include "cli/atomic_file.h"
+#include "vmm/atomic_file.h"
 #include "cli/host_checks.h"
 #include "tests/unit/test_helpers.h"
 

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 
-#include "cli/atomic_file.h"
+#include "vmm/atomic_file.h"
 #include "tests/unit/test_helpers.h"
 
 namespace ksbox::cli {

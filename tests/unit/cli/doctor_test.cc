@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "cli/atomic_file.h"
+#include "vmm/atomic_file.h"
 #include "tests/unit/test_helpers.h"
 
 namespace ksbox::cli {

@@ -1,4 +1,4 @@
-#include "cli/atomic_file.h"
+#include "vmm/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include "vmm/error.h"
 #include "vmm/unique_fd.h"
 
-namespace ksbox::cli {
+namespace ksbox {
 namespace {
 
 void write_all(int fd, std::string_view data, const std::string& what) {
@@ -68,4 +68,4 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
   if (!dfd || ::fsync(dfd.get()) < 0) throw_errno(fmt::format("cannot fsync directory {}", dir.string()));
 }
 
-}  // namespace ksbox::cli
+}  // namespace ksbox
