@@ -19,6 +19,9 @@ packages=(
   fio
   # end-to-end tests: a terminal multiplexer drives `ksbox attach`
   tmux
+  # the Nix flake's offline checks (tests/nix): nix-instantiate, and the
+  # NixOS image recipe run on a fake closure
+  nix-bin fakeroot
 )
 
 missing=()
