@@ -10,18 +10,21 @@
 }:
 
 let
-  helper = name: _doc: body: writeShellScriptBin name body;
   helpers = [
-    (helper "kb-run" "start this project's sandbox and attach (ksbox run)" ''exec ksbox run "$@"'')
-    (helper "kb-agent" "start the sandbox running an agent: kb-agent claude|gemini|codex [ARGS]" ''
+    # start this project's sandbox and attach
+    (writeShellScriptBin "kb-run" ''exec ksbox run "$@"'')
+    # start it running an agent CLI
+    (writeShellScriptBin "kb-agent" ''
       [ $# -gt 0 ] || { echo "usage: kb-agent claude|gemini|codex [ARGS...]" >&2; exit 2; }
       exec ksbox run -- "$@"
     '')
-    (helper "kb-exec" "run a command in this project's sandbox: kb-exec CMD [ARGS]" ''exec ksbox exec -- "$@"'')
-    (helper "kb-sync" "pull the sandbox's commits into this repo (fast-forward only)" ''exec ksbox sync "$@"'')
-    (helper "kb-stop" "stop this project's sandbox" ''exec ksbox stop "$@"'')
-    (helper "kb-ls" "list sandboxes" ''exec ksbox list "$@"'')
-    (helper "kb-doctor" "check this host (KVM, image, tools)" ''exec ksbox doctor "$@"'')
+    # run a command in it
+    (writeShellScriptBin "kb-exec" ''exec ksbox exec -- "$@"'')
+    # fast-forward its commits into this repository
+    (writeShellScriptBin "kb-sync" ''exec ksbox sync "$@"'')
+    (writeShellScriptBin "kb-stop" ''exec ksbox stop "$@"'')
+    (writeShellScriptBin "kb-ls" ''exec ksbox list "$@"'')
+    (writeShellScriptBin "kb-doctor" ''exec ksbox doctor "$@"'')
   ];
 in
 mkShell {

@@ -131,5 +131,7 @@ fakeroot -- bash -euo pipefail -c '
 # A build sandbox may not create setuid files (Nix's does not), so the bit
 # is set in the image itself.
 debugfs -w -R 'set_inode_field /run/wrappers/bin/sudo mode 0104755' "$out" 2>/dev/null
+debugfs -R 'stat /run/wrappers/bin/sudo' "$out" 2>/dev/null | grep -qE 'Mode: +04755' ||
+  die "could not make /run/wrappers/bin/sudo setuid in $out"
 e2fsck -fn "$out" >/dev/null || die "e2fsck found errors in $out"
 say "wrote $out"
