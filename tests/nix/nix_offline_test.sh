@@ -4,7 +4,9 @@
 #   1. every .nix file of the repository parses;
 #   2. nix/lib/kconfig.nix reads guest-image/kernel.config into exactly the
 #      options the file states, and its generated check passes a .config that
-#      has them and fails (naming the options) one that lost some;
+#      has them (and the kernel build's own kernel.config.final, $1, when
+#      this tree has built the kernel) and fails, naming the options, one
+#      that lost some;
 #   3. nix/lib/accounts.nix writes the passwd/group/shadow lines we expect;
 #   4. the flake's outputs have the expected names (nixpkgs replaced by a stub
 #      that throws if anything reaches into it);
@@ -81,6 +83,18 @@ else
   done
 fi
 pass "kconfig.checkScript passes a complete .config and names what a broken one lost"
+# The .config that Kconfig itself resolved from the same fragment (Debian's
+# 6.1 source, guest-image/build-kernel.sh), when this tree has built one.
+real_config=${1:-}
+if [ -n "$real_config" ] && [ -f "$real_config" ]; then
+  if sh "$tmp/check.sh" "$real_config" >"$tmp/out" 2>&1; then
+    pass "kconfig.checkScript passes the kernel build's own $real_config"
+  else
+    fail "kconfig check rejects $real_config:"; cat "$tmp/out" >&2
+  fi
+else
+  echo "note: no built guest kernel config (${real_config:-none given}); checked against the synthetic .config only"
+fi
 
 # 3. Accounts.
 cat >"$tmp/accounts.nix" <<'EOF'
