@@ -82,6 +82,7 @@ let
       apps.default = {
         type = "app";
         program = "${ksbox-with-guest}/bin/ksbox";
+        meta.description = "ksbox with the NixOS guest image";
       };
       checks = {
         inherit ksbox;
