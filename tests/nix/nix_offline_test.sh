@@ -13,7 +13,10 @@
 #   5. the guest's NixOS module, applied to stubs, declares the sandbox user
 #      and a package for every entry of guest-image/rootfs/{packages,agents,node}.txt;
 #   6. the dev shell's kb-* helpers, run against a stand-in ksbox, pass their
-#      arguments on as documented.
+#      arguments on as documented;
+#   7. every package, shell and check evaluates on tests/nix/stub-nixpkgs.nix
+#      (derivations recorded, not built) with the flags, phases, paths and
+#      environment our Nix code is meant to hand to nixpkgs.
 # The builds themselves need nixpkgs and are not run here (nix/README.md).
 set -euo pipefail
 
@@ -274,6 +277,88 @@ EOF
   pass "dev shell: $(find "$tmp/bin" -name 'kb-*' | wc -l) helpers, KSBOX_GUEST_DIR"
 else
   fail "nix/devshell.nix on stubs: $(cat "$tmp/err")"
+fi
+
+# 7. Every package, shell and check evaluated on tests/nix/stub-nixpkgs.nix:
+# what our Nix code hands to nixpkgs (flags, phases, paths, environment).
+cat >"$tmp/outputs.nix" <<'EOF'
+repo:
+let
+  o = (import (repo + "/flake.nix")).outputs { self = { }; nixpkgs = import (repo + "/tests/nix/stub-nixpkgs.nix"); };
+  p = o.packages.x86_64-linux;
+  c = o.checks.x86_64-linux;
+in
+{
+  ksbox = {
+    inherit (p.ksbox) pname cmakeFlags ninjaFlags;
+    buildInputs = map toString p.ksbox.buildInputs;
+  };
+  kernel = { inherit (p.guest-kernel) version configurePhase installPhase; src = toString p.guest-kernel.src; };
+  initrd = { inherit (p.guest-initrd) AGENT BUSYBOX buildCommand; };
+  rootfs = {
+    inherit (p.guest-rootfs) TOPLEVEL SUDO buildCommand;
+    passwd = p.guest-rootfs.PASSWD.text;
+    shadow = p.guest-rootfs.SHADOW.text;
+  };
+  guest = p.guest.buildCommand;
+  default = toString p.default;
+  wrapper = p.ksbox-with-guest.buildCommand;
+  shell = o.devShells.x86_64-linux.default.KSBOX_GUEST_DIR;
+  app = o.apps.x86_64-linux.default.program;
+  unit = { inherit (c.unit) doCheck checkPhase ninjaFlags; };
+  layout = c.rootfs-layout.buildCommand;
+  # Where guest-image/kernel.config lands in the store (content-addressed).
+  fragment = "${repo + "/guest-image/kernel.config"}";
+}
+EOF
+if nixeval "import $tmp/outputs.nix $repo" >"$tmp/outputs.json" 2>"$tmp/err"; then
+  python3 - "$tmp/outputs.json" "$n_options" >"$tmp/out" 2>&1 <<'EOF' || { fail "flake outputs on the stub nixpkgs:"; cat "$tmp/out" >&2; }
+import json, re, sys
+o = json.load(open(sys.argv[1]))
+n_options = sys.argv[2]
+errors = []
+def want(cond, what):
+    if not cond:
+        errors.append(what)
+k = o["ksbox"]
+want(k["cmakeFlags"] == ["-DKSBOX_STATIC_LIBDIRS=/nix/store/stub-glibc-static/lib"], f"ksbox cmakeFlags {k['cmakeFlags']}")
+want(not any("glibc" in b for b in k["buildInputs"]), "glibc.static must not be in ksbox's buildInputs (nixpkgs #59267)")
+want("/nix/store/stub-fmt-9" in k["buildInputs"], "ksbox is not built with fmt 9")
+want(set(k["ninjaFlags"]) == {"ksbox", "ksbox-vmm", "ksbox-git", "ksbox-agent-stripped"}, f"ksbox ninjaFlags {k['ninjaFlags']}")
+kern = o["kernel"]
+want(kern["src"] == "/nix/store/stub-linux-6.1.999.tar.xz" and kern["version"] == "6.1.999", "guest-kernel is not linux_6_1's source")
+want(f"merge_config.sh -m .config {o['fragment']}\n" in kern["configurePhase"], "guest-kernel does not merge guest-image/kernel.config onto tinyconfig")
+phase = kern["configurePhase"]
+steps = [phase.find(s) for s in ("tinyconfig", "merge_config", "olddefconfig", "kconfig: all")]
+want(-1 not in steps and steps == sorted(steps), f"guest-kernel: tinyconfig, merge, olddefconfig, check: missing or out of order {steps}")
+want(f"kconfig: all {n_options} fragment options verified" in phase, "guest-kernel does not verify every fragment option")
+want("strip --strip-all -o $out/vmlinux vmlinux" in kern["installPhase"] and "PHYS32_ENTRY" in kern["installPhase"], "guest-kernel: vmlinux not stripped or PVH note not checked")
+i = o["initrd"]
+want(i["AGENT"] == "/nix/store/stub-ksbox/libexec/ksbox/ksbox-agent", f"initrd AGENT {i['AGENT']}")
+want(i["BUSYBOX"] == "/nix/store/stub-busybox-static/bin/busybox", f"initrd BUSYBOX {i['BUSYBOX']} is not the static busybox")
+want(re.search(r"bash /nix/store/[a-z0-9]{32}-guest-image/build-initramfs\.sh \$out/initramfs\.cpio\.gz", i["buildCommand"]), "initrd is not written by guest-image/build-initramfs.sh")
+r = o["rootfs"]
+want(r["TOPLEVEL"] == "/nix/store/stub-nixos-system-ksbox" and r["SUDO"] == "/nix/store/stub-sudo/bin/sudo", "rootfs: toplevel or sudo")
+want(re.search(r"bash /nix/store/[a-z0-9]{32}-make-rootfs\.sh \$out/rootfs\.ext4", r["buildCommand"]), "rootfs is not written by make-rootfs.sh")
+want("sandbox:x:1000:1000:ksbox sandbox:/home/sandbox:/bin/bash\n" in r["passwd"], f"rootfs passwd: {r['passwd']!r}")
+want("sandbox:!:1::::::\n" in r["shadow"], f"rootfs shadow: {r['shadow']!r}")
+g = o["guest"]
+for f, d in [("vmlinux", "ksbox-guest-kernel"), ("initramfs.cpio.gz", "ksbox-guest-initrd"), ("rootfs.ext4", "ksbox-guest-rootfs")]:
+    want(f"/nix/store/stub-{d}/{f}" in g, f"guest directory lacks {f} from {d}")
+want(o["default"] == "/nix/store/stub-ksbox-with-guest-0.1.0", "the default package is not ksbox-with-guest")
+want("makeBinaryWrapper /nix/store/stub-ksbox/bin/ksbox $out/bin/ksbox --set-default KSBOX_GUEST_DIR /nix/store/stub-ksbox-guest" in o["wrapper"], f"wrapper: {o['wrapper']!r}")
+want(o["shell"] == "/nix/store/stub-ksbox-guest", "devShell KSBOX_GUEST_DIR")
+want(o["app"] == "/nix/store/stub-ksbox-with-guest-0.1.0/bin/ksbox", "apps.default")
+u = o["unit"]
+want(u["doCheck"] and u["ninjaFlags"] == [] and "ctest -L unit -LE nix" in u["checkPhase"], "checks.unit")
+want(re.search(r"rootfs_layout_test\.sh /nix/store/[a-z0-9]{32}-make-rootfs\.sh", o["layout"]), "checks.rootfs-layout")
+if errors:
+    print("\n".join(errors))
+sys.exit(1 if errors else 0)
+EOF
+  [ -s "$tmp/out" ] || pass "all outputs evaluate on a stub nixpkgs with the expected flags, phases, paths"
+else
+  fail "flake outputs on tests/nix/stub-nixpkgs.nix: $(cat "$tmp/err")"
 fi
 
 if [ "$failures" -ne 0 ]; then
