@@ -76,8 +76,12 @@ let
       };
       devShells = {
         default = pkgs.callPackage ./devshell.nix { ksbox = ksbox-with-guest; inherit guest; };
-        # For working on ksbox itself: its build inputs, build with CMake as usual.
-        build = pkgs.mkShell { inputsFrom = [ ksbox ]; };
+        # For working on ksbox itself: its build inputs; `cmake -S . -B build
+        # -G Ninja` as usual picks the static libc up from the environment.
+        build = pkgs.mkShell {
+          inputsFrom = [ ksbox ];
+          KSBOX_STATIC_LIBDIRS = "${pkgs.glibc.static}/lib";
+        };
       };
       apps.default = {
         type = "app";

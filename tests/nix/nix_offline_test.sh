@@ -304,6 +304,7 @@ in
   default = toString p.default;
   wrapper = p.ksbox-with-guest.buildCommand;
   shell = o.devShells.x86_64-linux.default.KSBOX_GUEST_DIR;
+  buildShell = o.devShells.x86_64-linux.build.KSBOX_STATIC_LIBDIRS;
   app = o.apps.x86_64-linux.default.program;
   unit = { inherit (c.unit) doCheck checkPhase ninjaFlags; };
   layout = c.rootfs-layout.buildCommand;
@@ -348,6 +349,7 @@ for f, d in [("vmlinux", "ksbox-guest-kernel"), ("initramfs.cpio.gz", "ksbox-gue
 want(o["default"] == "/nix/store/stub-ksbox-with-guest-0.1.0", "the default package is not ksbox-with-guest")
 want("makeBinaryWrapper /nix/store/stub-ksbox/bin/ksbox $out/bin/ksbox --set-default KSBOX_GUEST_DIR /nix/store/stub-ksbox-guest" in o["wrapper"], f"wrapper: {o['wrapper']!r}")
 want(o["shell"] == "/nix/store/stub-ksbox-guest", "devShell KSBOX_GUEST_DIR")
+want(o["buildShell"] == "/nix/store/stub-glibc-static/lib", "devShells.build KSBOX_STATIC_LIBDIRS")
 want(o["app"] == "/nix/store/stub-ksbox-with-guest-0.1.0/bin/ksbox", "apps.default")
 u = o["unit"]
 want(u["doCheck"] and u["ninjaFlags"] == [] and "ctest -L unit -LE nix" in u["checkPhase"], "checks.unit")
