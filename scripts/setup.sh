@@ -20,8 +20,8 @@ packages=(
   # end-to-end tests: a terminal multiplexer drives `ksbox attach`
   tmux
   # the Nix flake's offline checks (tests/nix): nix-instantiate, and the
-  # NixOS image recipe run on a fake closure
-  nix-bin fakeroot
+  # NixOS image recipe run on a fake closure; python3 reads their JSON
+  nix-bin fakeroot python3
 )
 
 missing=()
