@@ -9,17 +9,20 @@
 
 #include <bit>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "devices/blk/virtio_blk.h"
 #include "devices/fs/io_engine_factory.h"
 #include "devices/fs/virtio_fs.h"
 #include "devices/legacy/i8042.h"
+#include "devices/net/filtered_backend.h"
 #include "devices/net/slirp_backend.h"
 #include "devices/net/virtio_net.h"
 #include "devices/rng/rng.h"
@@ -123,7 +126,7 @@ Machine::Machine(const MachineConfig& cfg)
   for (const auto& disk : cfg_.disks)
     add_virtio_device(std::make_shared<devices::blk::VirtioBlk>(
         devices::blk::DiskImage(disk.path, disk.read_only, disk.serial), blk_io));
-  if (cfg_.network.mode == "user") add_network();
+  if (cfg_.network.mode != "off") add_network();
   load_guest();
   create_vcpus(cfg.vcpus);
 }
@@ -210,9 +213,12 @@ void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> d
 
 void Machine::add_network() {
   namespace net = devices::net;
+  const bool filtered = cfg_.network.mode == "filtered";
   net::SlirpOptions opts;
   opts.net = net::default_slirp_network(kGuestMtu);
-  opts.host_loopback = true;  // "user" mode: the gateway address is the host's 127.0.0.1
+  // "user": the gateway address is the host's 127.0.0.1; "filtered": only when allowed explicitly.
+  opts.host_loopback = !filtered || cfg_.network.allow_host_loopback;
+  opts.disable_dns = filtered;  // the filter is the resolver
   for (const auto& p : cfg_.network.publish) {
     net::PortForward f;
     ::inet_pton(AF_INET, p.host_addr.c_str(), &f.host_addr);  // checked by validate_network()
@@ -229,8 +235,24 @@ void Machine::add_network() {
   const auto prefix = std::popcount(opts.net.netmask.s_addr);
   device_args_.push_back(fmt::format("ksbox.net={}/{},{},{}", addr(opts.net.guest), prefix,
                                      addr(opts.net.gateway), addr(opts.net.dns)));
-  add_virtio_device(std::make_shared<net::VirtioNet>(kGuestMac, kGuestMtu,
-                                                     std::make_unique<net::SlirpBackend>(std::move(opts))));
+  const net::SlirpNetwork network = opts.net;
+  std::unique_ptr<net::NetBackend> backend = std::make_unique<net::SlirpBackend>(std::move(opts));
+  if (filtered) {
+    net::FilterOptions f;
+    f.rules.allow_names = effective_allowlist(cfg_.network);
+    f.rules.allow_ports = effective_allow_ports(cfg_.network);
+    f.rules.dns_server = ntohl(network.dns.s_addr);
+    if (cfg_.network.allow_host_loopback) f.rules.fixed_addrs[ntohl(network.gateway.s_addr)] = "host-loopback";
+    f.dns_upstream = cfg_.network.dns_upstream.empty() ? net::system_dns_upstream()
+                                                       : net::parse_dns_upstream(cfg_.network.dns_upstream);
+    f.mtu = kGuestMtu;
+    f.egress_log = cfg_.network.egress_log;
+    std::fprintf(stderr, "ksbox-vmm: filtered network: %zu names allowed, ports %s, DNS upstream %s%s\n",
+                 f.rules.allow_names.size(), fmt::format("{}", fmt::join(f.rules.allow_ports, ",")).c_str(),
+                 f.dns_upstream.text.c_str(), f.egress_log.empty() ? ", no egress log" : "");
+    backend = std::make_unique<net::FilteredBackend>(std::move(f), std::move(backend));
+  }
+  add_virtio_device(std::make_shared<net::VirtioNet>(kGuestMac, kGuestMtu, std::move(backend)));
 }
 
 void Machine::on_console_output(std::span<const uint8_t> bytes) {

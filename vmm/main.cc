@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "devices/net/dns_forwarder.h"
 #include "vmm/cmdline.h"
 #include "vmm/error.h"
 #include "vmm/exit_status.h"
@@ -100,24 +101,51 @@ int main(int argc, char** argv) {
                  "until it exits, so that no second VMM can run for the same sandbox")
       ->check(CLI::Range(3, 1 << 20));
   app.add_option("--network", cfg.network.mode,
-                 "the guest's network: 'off' (no network device) or 'user' (virtio-net on a user-mode network "
+                 "the guest's network: 'off' (no network device), 'user' (virtio-net on a user-mode network "
                  "in the VMM, no root needed: the guest is 10.0.2.15/24, gateway 10.0.2.2, which also reaches "
-                 "the host's 127.0.0.1, DNS 10.0.2.3; ksbox-agent configures eth0 and /etc/resolv.conf)")
-      ->check(CLI::IsMember({"off", "user"}))
+                 "the host's 127.0.0.1, DNS 10.0.2.3; ksbox-agent configures eth0 and /etc/resolv.conf) or "
+                 "'filtered' (the same network, but the guest may resolve only allowed names (--allow), connect "
+                 "only to addresses those lookups returned and only on allowed ports (--allow-port); denied "
+                 "lookups get NXDOMAIN, denied connections a reset, everything else is dropped; the host's "
+                 "loopback is not reachable)")
+      ->check(CLI::IsMember({"off", "user", "filtered"}))
       ->capture_default_str();
-  app.add_option_function<std::vector<std::string>>(
-         "--publish",
-         [&cfg](const std::vector<std::string>& args) {
-           for (const auto& a : args) {
-             try {
-               cfg.network.publish.push_back(parse_publish(a));
-             } catch (const Error& e) {
-               throw CLI::ValidationError("--publish", e.what());
-             }
-           }
-         },
-         "forward TCP connections to HOSTIP:HOSTPORT on the host (HOSTIP defaults to 127.0.0.1) to GUESTPORT "
-         "in the guest; needs --network user. Repeatable")
+  add_repeatable(app, "--allow", cfg.network.allow, parse_allow_name,
+                 "filtered network: also allow NAME and every name under it (github.com covers "
+                 "api.github.com). Adds to the built-in list of the agents' APIs, package registries and git "
+                 "hosts (README.md). Repeatable")
+      ->type_name("NAME");
+  app.add_flag_function("--no-default-allow", [&cfg](int64_t) { cfg.network.default_allow = false; },
+               "filtered network: do not start from the built-in allowlist; only --allow names resolve");
+  app.add_option("--allow-port", cfg.network.allow_ports,
+                 "filtered network: a TCP port the guest may connect to (default: 80 and 443; giving any "
+                 "replaces both). Repeatable")
+      ->type_name("PORT")
+      ->check(CLI::Range(1, 65535))
+      ->allow_extra_args(false);
+  app.add_option("--egress-log", cfg.network.egress_log,
+                 "filtered network: append one JSON line per allowed or denied attempt to PATH (rate-limited: "
+                 "a burst of 200 lines, then 20 a second, the rest counted in a \"suppressed\" line; beyond "
+                 "32 MiB the file becomes PATH.1)")
+      ->type_name("PATH");
+  app.add_option("--dns-upstream", cfg.network.dns_upstream,
+                 "filtered network: the resolver that allowed lookups are sent to (default: the first "
+                 "nameserver of the host's /etc/resolv.conf)")
+      ->type_name("IP[:PORT]")
+      ->check([](const std::string& v) {
+        try {
+          devices::net::parse_dns_upstream(v);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      });
+  app.add_flag("--allow-host-loopback", cfg.network.allow_host_loopback,
+               "filtered network: let the gateway address (10.0.2.2) reach the host's 127.0.0.1 on the allowed "
+               "ports, as in the user network");
+  add_repeatable(app, "--publish", cfg.network.publish, parse_publish,
+                 "forward TCP connections to HOSTIP:HOSTPORT on the host (HOSTIP defaults to 127.0.0.1) to "
+                 "GUESTPORT in the guest; needs --network user (not filtered). Repeatable")
       ->type_name("[HOSTIP:]HOSTPORT:GUESTPORT")
       ->allow_extra_args(false);
   app.footer(

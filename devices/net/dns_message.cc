@@ -68,6 +68,7 @@ std::optional<DnsMessage> parse_dns(std::span<const uint8_t> msg) {
   m.qtype = be16(msg, pos);
   m.qclass = be16(msg, pos + 2);
   pos += 4;
+  m.question_end = pos;
   if (!m.response) return m;
   for (size_t i = 0; i < answers && i < kMaxDnsAnswers; ++i) {
     if (!read_name(msg, pos, nullptr) || pos + 10 > msg.size()) return std::nullopt;

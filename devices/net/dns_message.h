@@ -24,6 +24,7 @@ struct DnsMessage {
   uint8_t opcode = 0, rcode = 0;
   std::string qname;  // lowercased, without the trailing dot; "" is the root
   uint16_t qtype = 0, qclass = 0;
+  size_t question_end = 0;  // offset just past the question (header + question = msg.first(question_end))
   std::vector<uint32_t> a_records;  // IN A answers (host byte order), responses only
 };
 

@@ -17,7 +17,7 @@ std::string dotted(uint32_t a) { return fmt::format("{}.{}.{}.{}", a >> 24, (a >
 
 }  // namespace
 
-EgressPolicy::EgressPolicy(EgressRules rules) : rules_(std::move(rules)) {}
+EgressPolicy::EgressPolicy(EgressRules rules) : rules_(std::move(rules)), resolved_(rules_.fixed_addrs) {}
 
 bool EgressPolicy::port_allowed(uint16_t port) const {
   return std::find(rules_.allow_ports.begin(), rules_.allow_ports.end(), port) != rules_.allow_ports.end();
@@ -71,10 +71,11 @@ void EgressPolicy::observe_inbound(std::span<const uint8_t> frame) {
     if (resolved_.size() < kMaxResolved || resolved_.contains(a)) resolved_[a] = r->qname;
 }
 
-std::string EgressPolicy::json_line(const EgressEvent& e) {
-  nlohmann::json j = {{"allowed", e.allowed}, {"kind", e.kind}, {"name", e.name},
-                      {"dst", dotted(e.addr)}, {"port", e.port}, {"reason", e.reason}};
-  return j.dump();
+nlohmann::json EgressPolicy::json(const EgressEvent& e) {
+  return {{"allowed", e.allowed}, {"kind", e.kind},   {"name", e.name},
+          {"dst", dotted(e.addr)}, {"port", e.port}, {"reason", e.reason}};
 }
+
+std::string EgressPolicy::json_line(const EgressEvent& e) { return json(e).dump(); }
 
 }  // namespace ksbox::devices::net

@@ -18,12 +18,17 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ksbox::devices::net {
 
 struct EgressRules {
   std::vector<std::string> allow_names;  // lowercase, no trailing dot
   std::vector<uint16_t> allow_ports{80, 443};
   uint32_t dns_server = 0x0a000203;  // 10.0.2.3, host byte order
+  // Addresses reachable (on the allowed ports) without a lookup, with the
+  // name the log shows: the gateway when the host's loopback is allowed.
+  std::unordered_map<uint32_t, std::string> fixed_addrs;
 };
 
 struct EgressEvent {
@@ -51,7 +56,10 @@ class EgressPolicy {
   void observe_inbound(std::span<const uint8_t> frame);
 
   bool address_allowed(uint32_t addr) const { return resolved_.contains(addr); }
-  // One JSON object, no newline: {"allowed":…,"kind":…,"name":…,"dst":"a.b.c.d","port":…,"reason":…}.
+  uint32_t dns_server() const { return rules_.dns_server; }
+  // {"allowed":…,"kind":…,"name":…,"dst":"a.b.c.d","port":…,"reason":…}
+  static nlohmann::json json(const EgressEvent& e);
+  // json(e) as one line, without the newline.
   static std::string json_line(const EgressEvent& e);
 
  private:

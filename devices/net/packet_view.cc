@@ -57,6 +57,7 @@ std::optional<L4View> parse_l4(std::span<const uint8_t> frame) {
     v.sport = be16(p, 0);
     v.dport = be16(p, 2);
     v.tcp_flags = p[13];
+    v.tcp_seq = be32(p, 4);
     v.payload = p.subspan(off);
     return v;
   }

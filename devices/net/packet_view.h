@@ -27,6 +27,7 @@ struct L4View {
   uint32_t src = 0, dst = 0;
   uint16_t sport = 0, dport = 0;
   uint8_t tcp_flags = 0;             // TCP only
+  uint32_t tcp_seq = 0;              // TCP only
   std::span<const uint8_t> payload;  // TCP: after the options; UDP: cut at the UDP length
 };
 

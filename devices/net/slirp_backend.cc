@@ -77,6 +77,7 @@ SlirpBackend::SlirpBackend(SlirpOptions opts)
   cfg.if_mtu = opts_.net.mtu;
   cfg.if_mru = opts_.net.mtu;
   cfg.disable_host_loopback = !opts_.host_loopback;
+  cfg.disable_dns = opts_.disable_dns;
   cfg.vhostname = "ksbox";
   slirp_ = ::slirp_new(&cfg, &callbacks_, this);
   if (!slirp_) throw Error("slirp: cannot create the user-mode network");

@@ -45,6 +45,8 @@ struct SlirpOptions {
   SlirpNetwork net;
   // Connections to the gateway address reach the host's 127.0.0.1.
   bool host_loopback = true;
+  // slirp neither answers nor forwards DNS (the egress filter resolves).
+  bool disable_dns = false;
   std::vector<PortForward> forwards;
 };
 

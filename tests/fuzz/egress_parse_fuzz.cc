@@ -8,7 +8,9 @@
 //  - DNS message: the rest. Views must stay inside the
 // input; accepted names must be well-formed lowercase presentation names;
 // the allowlist must only match on label boundaries; what the policy lets
-// through must be what its rules allow.
+// through must be what its rules allow; the answers the filter makes from a
+// guest frame (reply_frames.h: RST, UDP, NXDOMAIN) must parse back as
+// answers to it.
 #include <algorithm>
 #include <cstdint>
 #include <span>
@@ -18,6 +20,7 @@
 #include "devices/net/dns_message.h"
 #include "devices/net/egress_policy.h"
 #include "devices/net/packet_view.h"
+#include "devices/net/reply_frames.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_guest_memory.h"
 
@@ -82,6 +85,29 @@ void fuzz_policy(std::span<const uint8_t> inbound, std::span<const uint8_t> fram
   }
 }
 
+// The filter's answers to a guest frame go back the way it came.
+void fuzz_replies(std::span<const uint8_t> frame, const L4View& l4) {
+  const auto ends = flow_ends(frame, l4);
+  const auto back = [&](const std::vector<uint8_t>& f, uint8_t proto) {
+    const auto r = parse_l4(f);
+    CHECK(r && r->protocol == proto);
+    CHECK(r->src == l4.dst && r->dst == l4.src && r->sport == l4.dport && r->dport == l4.sport);
+    CHECK(std::equal(f.begin(), f.begin() + 6, frame.begin() + 6));  // to the guest's MAC
+    return *r;
+  };
+  if (l4.protocol == kIpProtoTcp) {
+    CHECK(back(tcp_reset_to_guest(ends, l4), kIpProtoTcp).tcp_flags == (kTcpRst | kTcpAck));
+    return;
+  }
+  const auto echo = udp_to_guest(ends, l4.payload);
+  const auto r = back(echo, kIpProtoUdp);
+  CHECK(std::equal(r.payload.begin(), r.payload.end(), l4.payload.begin(), l4.payload.end()));
+  const auto q = parse_dns(l4.payload);
+  if (!q || q->response) return;
+  const auto nx = parse_dns(dns_nxdomain(l4.payload, *q));
+  CHECK(nx && nx->response && nx->rcode == 3 && nx->id == q->id && nx->qname == q->qname && nx->a_records.empty());
+}
+
 void fuzz_frame(std::span<const uint8_t> frame) {
   if (const auto ip = parse_ipv4(frame)) CHECK(inside(ip->payload, frame));
   const auto l4 = parse_l4(frame);
@@ -89,6 +115,7 @@ void fuzz_frame(std::span<const uint8_t> frame) {
   CHECK(l4->protocol == kIpProtoTcp || l4->protocol == kIpProtoUdp);
   CHECK(inside(l4->payload, frame));
   if (l4->protocol == kIpProtoUdp) fuzz_dns(l4->payload);
+  fuzz_replies(frame, *l4);
 }
 
 void frame_mode(Input& in) {

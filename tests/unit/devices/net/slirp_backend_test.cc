@@ -12,38 +12,14 @@
 #include <vector>
 
 #include "tests/support/garbage_frames.h"
+#include "tests/unit/devices/net/recording_sink.h"
 
 namespace ksbox::devices::net {
 namespace {
 
 using namespace std::chrono_literals;
 
-class RecordingSink : public FrameSink {
- public:
-  void receive_frame(std::span<const uint8_t> f) override {
-    std::lock_guard lock(mu);
-    frames.emplace_back(f.begin(), f.end());
-    cv.notify_all();
-  }
-  void backend_writable() override {}
-  // The first frame (after `from`) with EtherType `type`, waiting up to `timeout`.
-  std::vector<uint8_t> wait_for(uint16_t type, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu);
-    std::vector<uint8_t> found;
-    cv.wait_for(lock, timeout, [&] {
-      for (const auto& f : frames)
-        if (f.size() >= 14 && (f[12] << 8 | f[13]) == type) {
-          found = f;
-          return true;
-        }
-      return false;
-    });
-    return found;
-  }
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::vector<uint8_t>> frames;
-};
+using testing::RecordingSink;
 
 // An ARP request from the guest (10.0.2.15) for the gateway (10.0.2.2).
 std::vector<uint8_t> arp_request_for_gateway() {
