@@ -197,8 +197,10 @@ int main(int argc, char** argv) {
   run->add_flag("--fresh", run_o.fresh, "discard the sandbox's previous state (its clone, logs) first");
   run->add_flag("--no-attach", run_o.no_attach, "boot and return; `ksbox attach` later");
   run->add_option("--network", run_o.network,
-                  "off (no network device) or user (rootless user-mode networking, open egress); default: the "
-                  "config's, else user. (filtered: not yet)");
+                  "off (no network device), user (rootless user-mode networking, open egress) or filtered "
+                  "(only the built-in allowlist and the config's `allow` names resolve, only their addresses "
+                  "on ports 80 and 443 connect; every attempt goes to `ksbox logs --egress`); default: the "
+                  "config's, else user");
   run->add_option("--sync-mode", run_o.sync_mode, "manual, auto-commit or auto-idle (default: manual)");
   run->add_option("--workspace", run_o.workspace,
                   "clone (default: the guest works on a clone, `ksbox sync` brings commits back) or live "
@@ -285,6 +287,10 @@ int main(int argc, char** argv) {
   CLI::App* logs = app.add_subcommand("logs", "a sandbox's VMM log and guest console (the agent logs there)");
   logs->add_option("name", logs_name, "the sandbox (default: the current project's)");
   logs->add_flag("-f,--follow", logs_follow, "keep printing the console until the sandbox stops");
+  bool logs_egress = false;
+  logs->add_flag("--egress", logs_egress,
+                 "the egress log instead (filtered network: one JSON line per allowed or denied lookup and "
+                 "connection)");
 
   std::optional<std::string> sync_name;
   bool sync_dry = false, sync_artifacts = false, sync_json = false;
@@ -347,7 +353,7 @@ int main(int argc, char** argv) {
     if (*status) return status_command(status_name, status_json);
     if (*list) return list_command(list_json);
     if (*destroy) return destroy_command(destroy_name, destroy_force);
-    if (*logs) return logs_command(logs_name, logs_follow);
+    if (*logs) return logs_command(logs_name, logs_follow, logs_egress);
     if (*sync) return sync_command(sync_name, sync_dry, sync_artifacts, sync_json);
     if (*doctor) return run_doctor_command(doctor_json);
     if (*idle_sync) return idle_sync_main(idle_name);

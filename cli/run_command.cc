@@ -49,9 +49,6 @@ SandboxConfig resolve_config(const fs::path& root, const RunOptions& o) {
     if (!m) throw ConfigError("--workspace: expected clone or live, not '" + o.workspace + "'");
     c.workspace = *m;
   }
-  // The egress filter is issue 6's second half: refuse rather than run open.
-  if (c.network == NetworkMode::kFiltered)
-    throw ConfigError("network: 'filtered' is not available yet; use 'user' (open egress) or 'off'");
   if (!o.publish.empty() && c.network != NetworkMode::kUser)
     throw ConfigError("--publish needs the user network (--network user)");
   return c;
@@ -89,6 +86,10 @@ std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image
     args.push_back(share.tag + "=" + share_host_dir(share, rec.project).string() + (share.read_only ? ":ro" : ""));
   }
   for (const auto& port : publish) args.insert(args.end(), {"--publish", port});
+  if (rec.network == "filtered") {
+    for (const auto& name : config.allow) args.insert(args.end(), {"--allow", name});
+    args.insert(args.end(), {"--egress-log", p.egress_log().string()});
+  }
   return args;
 }
 

@@ -266,12 +266,14 @@ int destroy_command(const std::string& name, bool force) {
   return 0;
 }
 
-int logs_command(const std::optional<std::string>& name_arg, bool follow) {
+int logs_command(const std::optional<std::string>& name_arg, bool follow, bool egress) {
   const auto found = resolve_or_say(name_arg);
   if (!found) return 1;
   const std::string& name = *found;
   const SandboxPaths p = sandbox_paths(name);
-  for (const auto& f : {p.vmm_log(), p.console_log()}) {
+  const std::vector<fs::path> files =
+      egress ? std::vector<fs::path>{p.egress_log()} : std::vector<fs::path>{p.vmm_log(), p.console_log()};
+  for (const auto& f : files) {
     std::ifstream in(f);
     if (!in) continue;
     std::printf("==> %s <==\n", f.c_str());
@@ -280,8 +282,8 @@ int logs_command(const std::optional<std::string>& name_arg, bool follow) {
     std::cout.flush();
   }
   if (!follow) return 0;
-  // Follow the console until the VMM is gone.
-  std::ifstream in(p.console_log());
+  // Follow the console (or the egress log) until the VMM is gone.
+  std::ifstream in(files.back());
   in.seekg(0, std::ios::end);
   for (;;) {
     std::string chunk(4096, '\0');

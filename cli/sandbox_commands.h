@@ -51,7 +51,8 @@ int stop_command(const std::optional<std::string>& name, bool sync, double timeo
 int status_command(const std::optional<std::string>& name, bool json);
 int list_command(bool json);
 int destroy_command(const std::string& name, bool force);
-int logs_command(const std::optional<std::string>& name, bool follow);
+// egress: the egress log (filtered network) instead of the VMM log and console.
+int logs_command(const std::optional<std::string>& name, bool follow, bool egress);
 
 // Commands in a sandbox run as its user `sandbox` (the guest image's
 // 1000:1000, the owner of /workspace) unless -u says otherwise.

@@ -26,6 +26,7 @@ struct SandboxPaths {
   fs::path logs() const { return dir / "logs"; }
   fs::path console_log() const { return logs() / "console.log"; }
   fs::path vmm_log() const { return logs() / "vmm.log"; }
+  fs::path egress_log() const { return logs() / "egress.log"; }  // filtered network only
 };
 
 // What `ksbox run` decided when the sandbox was created; the config file may

@@ -266,6 +266,7 @@ TEST_F(LifecycleTest, ConfigHooksEnvAndAutoIdle) {
   const fs::path proj = make_project("zeta");
   std::ofstream(proj / ".ksbox.json") << R"({
     "name": "zed", "sync_mode": "auto-idle", "idle_seconds": 2, "env": ["KSBOX_TEST_VAR"],
+    "network": "filtered", "allow": ["allowed.test"],
     "shares": [{"tag": "data", "host_dir": "../zeta-data", "read_only": true}],
     "hooks": {"pre_up": ["echo \"up $KSBOX_SANDBOX\" > hook-up.txt", "exit 3"],
               "post_down": ["echo down > hook-down.txt"]}})";
@@ -291,6 +292,15 @@ TEST_F(LifecycleTest, ConfigHooksEnvAndAutoIdle) {
   r = guest("zed", "cat /mnt/data/input.txt; echo x > /mnt/data/new.txt && echo wrote");
   EXPECT_EQ(r.out, "reference\n") << r.err;
   EXPECT_FALSE(fs::exists(root_ / "zeta-data/new.txt"));
+
+  // The config's network: filtered, its `allow` added to the built-in list
+  // (21 names); a name off the list gets NXDOMAIN, and the egress log says so.
+  r = guest("zed", "nslookup blocked.example 2>&1; true");
+  EXPECT_NE(r.out.find("NXDOMAIN"), std::string::npos) << r.out;
+  r = ksbox({"logs", "zed"});
+  EXPECT_NE(r.out.find("filtered network: 22 names allowed"), std::string::npos) << r.out;
+  r = ksbox({"logs", "zed", "--egress"});
+  EXPECT_NE(r.out.find(R"("name":"blocked.example")"), std::string::npos) << r.out;
 
   // auto-idle: the guest's changes come back by themselves once it is quiet.
   ASSERT_EQ(guest("zed", "echo idle > /workspace/idle.txt").exit_code, 0);
@@ -355,8 +365,9 @@ TEST_F(LifecycleTest, BadInputsHaveTheirExitCodes) {
   r = ksbox({"run", proj.string(), "--no-attach", "--network", "sideways"});
   EXPECT_EQ(r.exit_code, 6) << r.err;
   EXPECT_NE(r.err.find("--network"), std::string::npos) << r.err;
-  r = ksbox({"run", proj.string(), "--no-attach", "--network", "filtered"});
+  r = ksbox({"run", proj.string(), "--no-attach", "--network", "filtered", "--publish", "8080:80"});
   EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("--publish needs the user network"), std::string::npos) << r.err;
   r = ksbox({"run", proj.string(), "--no-attach", "--network", "off", "--publish", "8080:80"});
   EXPECT_EQ(r.exit_code, 6) << r.err;
   r = ksbox({"run", proj.string(), "--no-attach", "--memory", "16"});
