@@ -2,7 +2,9 @@
 // network (libslirp). Servers are started by the test where the VMM runs
 // (inside the nested harness's L1 when the host has no /dev/kvm): an HTTP
 // server on the host's loopback, fetched from the guest at the gateway
-// address, and a server in the guest reached through --publish.
+// address, and a server in the guest reached through --publish. For
+// --network filtered, a fake DNS server with the zones allowed.test and
+// blocked.test, whose addresses are given to the L1 machine's loopback.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -10,13 +12,16 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/e2e/background.h"
 #include "tests/e2e/guest.h"
 #include "tests/e2e/guest_test.h"
+#include "tests/e2e/process.h"
 #include "tests/e2e/sandbox.h"
 
 namespace ksbox::test {
@@ -115,6 +120,127 @@ TEST_F(NetTest, UserNetworkReachesHostLoopbackAndPublishedPortsReachTheGuest) {
   ASSERT_OK(r);
   EXPECT_EQ(r.out, host_md5);
   EXPECT_TRUE(sb_->vmm().running());
+}
+
+// A DNS server for the filtered test: allowed.test and blocked.test have A
+// records, every other name is NXDOMAIN. Listens on UDP port 53 of every
+// address of the machine.
+constexpr const char* kFakeDns = R"(
+import socket, struct
+zones = {b'allowed.test': '192.0.2.10', b'blocked.test': '192.0.2.20'}
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 53))
+while True:
+    q, peer = s.recvfrom(4096)
+    i, labels = 12, []
+    while i < len(q) and q[i] != 0:
+        labels.append(q[i + 1:i + 1 + q[i]])
+        i += 1 + q[i]
+    if len(q) < i + 5:
+        continue
+    name, qtype = b'.'.join(labels).lower(), struct.unpack('>H', q[i + 1:i + 3])[0]
+    addr = zones.get(name)
+    answer = b'\xc0\x0c' + struct.pack('>HHIH', 1, 1, 60, 4) + socket.inet_aton(addr) if addr and qtype == 1 else b''
+    header = q[:2] + struct.pack('>HHHHH', 0x8180 | (0 if addr else 3), 1, 1 if answer else 0, 0, 0)
+    s.sendto(header + q[12:i + 5] + answer, peer)
+)";
+
+std::vector<nlohmann::json> json_lines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// The first line of `lines` with every field of `want`, or null.
+nlohmann::json find_line(const std::vector<nlohmann::json>& lines, const nlohmann::json& want) {
+  for (const auto& l : lines) {
+    bool all = true;
+    for (const auto& [k, v] : want.items()) all = all && l.contains(k) && l[k] == v;
+    if (all) return l;
+  }
+  return nullptr;
+}
+
+TEST_F(NetTest, FilteredNetworkAllowsOnlyAllowedNamesTheirAddressesAndPorts) {
+  // Two addresses of this (L1) machine stand for two hosts on the internet.
+  // (L1 is thrown away after the test; on a host with KVM they are removed again.)
+  struct TestAddresses {
+    ProcessResult added = run_process(
+        {"/bin/sh", "-c", "ip addr replace 192.0.2.10/32 dev lo && ip addr replace 192.0.2.20/32 dev lo"});
+    ~TestAddresses() {
+      run_process({"/bin/sh", "-c", "ip addr del 192.0.2.10/32 dev lo; ip addr del 192.0.2.20/32 dev lo"});
+    }
+  } addresses;
+  if (addresses.added.exit_code != 0)
+    GTEST_SKIP() << "cannot give lo the test addresses (needs root where the VMM runs): " << addresses.added.err;
+  const char* tmp_root = std::getenv("TMPDIR");
+  std::string scratch = std::string(tmp_root && *tmp_root ? tmp_root : "/tmp") + "/ksbox-netf-XXXXXX";
+  ASSERT_NE(::mkdtemp(scratch.data()), nullptr);
+  std::ofstream(scratch + "/dns.py") << kFakeDns;
+  std::filesystem::create_directories(scratch + "/www");
+  std::ofstream(scratch + "/www/hello") << "hello from allowed.test\n";
+  const uint16_t http_port = free_port(), other_port = free_port();
+  ASSERT_NE(other_port, http_port);
+  BackgroundProcess dns({"/usr/bin/python3", scratch + "/dns.py"}, scratch + "/dns.log");
+  BackgroundProcess http({"/usr/bin/python3", "-m", "http.server", std::to_string(http_port), "--bind", "0.0.0.0",
+                          "--directory", scratch + "/www"},
+                         scratch + "/http.log");
+  BackgroundProcess other({"/usr/bin/python3", "-m", "http.server", std::to_string(other_port), "--bind", "0.0.0.0",
+                           "--directory", scratch + "/www"},
+                          scratch + "/other.log");
+  for (int i = 0; i < 600 && !(accepts_connections(http_port) && accepts_connections(other_port)); ++i)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(accepts_connections(http_port) && accepts_connections(other_port)) << "http.server did not start";
+  ASSERT_TRUE(dns.running()) << "the fake DNS server did not start";
+
+  const std::string log = scratch + "/egress.log";
+  boot({"--network", "filtered", "--allow", "allowed.test", "--allow-port", std::to_string(http_port),
+        "--dns-upstream", "127.0.0.1:53", "--egress-log", log});
+  const std::string hp = std::to_string(http_port), op = std::to_string(other_port);
+
+  // The allowed name resolves (through the VMM, from the fake server) and its address connects.
+  auto r = sh("wget -q -O - http://allowed.test:" + hp + "/hello");
+  ASSERT_OK(r);
+  EXPECT_EQ(r.out, "hello from allowed.test\n");
+  // The blocked name does not resolve: NXDOMAIN at once.
+  r = sh("nslookup blocked.test 2>&1; wget -q -O - http://blocked.test:" + hp + "/hello 2>&1; true");
+  EXPECT_NE(r.out.find("NXDOMAIN"), std::string::npos) << sb_->describe(r);
+  EXPECT_EQ(r.out.find("192.0.2.20"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("hello from"), std::string::npos) << r.out;
+  // A literal IP (the very address blocked.test has), the allowed host on
+  // another port, and the host's loopback at the gateway: refused (a reset).
+  for (const std::string& url : {"http://192.0.2.20:" + hp, "http://allowed.test:" + op, "http://10.0.2.2:" + hp}) {
+    r = sh("timeout 20 wget -q -O - " + url + "/hello 2>&1; echo status=$?");  // (busybox wget -T segfaults)
+    EXPECT_NE(r.out.find("refused"), std::string::npos) << url << ": " << r.out;
+    EXPECT_EQ(r.out.find("hello from"), std::string::npos) << url << ": " << r.out;
+  }
+  // Another DNS server: no answer comes back.
+  r = sh("timeout 6 nslookup allowed.test 192.0.2.10 2>&1; echo status=$?");
+  EXPECT_EQ(r.out.find("Address: 192.0.2.10"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("status=0"), std::string::npos) << r.out;
+
+  // Garbage through the filter's parsers: the VMM and the network carry on.
+  r = sh("net_probe garbage eth0 3000 11 && wget -q -O - http://allowed.test:" + hp + "/hello");
+  ASSERT_OK(r);
+  EXPECT_NE(r.out.find("hello from allowed.test"), std::string::npos) << r.out;
+  EXPECT_TRUE(sb_->vmm().running());
+
+  // The egress log, on the host, has a line for each attempt.
+  const auto lines = json_lines(log);
+  const auto has = [&](const nlohmann::json& want) {
+    EXPECT_FALSE(find_line(lines, want).is_null()) << want.dump() << " not in " << log;
+  };
+  has({{"kind", "dns"}, {"allowed", true}, {"name", "allowed.test"}});
+  has({{"kind", "connect"}, {"allowed", true}, {"name", "allowed.test"}, {"dst", "192.0.2.10"}, {"port", http_port}});
+  has({{"kind", "dns"}, {"allowed", false}, {"name", "blocked.test"}, {"reason", "name not on the allowlist"}});
+  has({{"kind", "connect"}, {"allowed", false}, {"dst", "192.0.2.20"}, {"port", http_port}});
+  has({{"kind", "connect"}, {"allowed", false}, {"dst", "192.0.2.10"}, {"port", other_port},
+       {"reason", "port not allowed"}});
+  has({{"kind", "connect"}, {"allowed", false}, {"dst", "10.0.2.2"}, {"port", http_port}});
+  has({{"kind", "packet"}, {"allowed", false}, {"dst", "192.0.2.10"}, {"port", 53}});
+  for (const auto& l : lines) EXPECT_TRUE(l.contains("time")) << l.dump();
+  std::filesystem::remove_all(scratch);
 }
 
 TEST_F(NetTest, NetworkOffMeansNoInterface) {
