@@ -93,6 +93,20 @@ TEST_F(EgressPolicyTest, NoWayAroundTheResolver) {
   EXPECT_EQ(policy_.check_outbound(arp).verdict, Verdict::kPass);
 }
 
+TEST(EgressPolicyFixedTest, FixedAddressesNeedNoLookupButStillAnAllowedPort) {
+  constexpr uint32_t kGateway = 0x0a000202;  // --allow-host-loopback
+  EgressPolicy p(EgressRules{{}, {80}, kDns, {{kGateway, "host-loopback"}}});
+  auto out = p.check_outbound(ipv4_frame(kIpProtoTcp, tcp(80, kTcpSyn), kGateway));
+  EXPECT_EQ(out.verdict, Verdict::kPass);
+  ASSERT_TRUE(out.event);
+  EXPECT_EQ(out.event->name, "host-loopback");
+  EXPECT_EQ(p.check_outbound(ipv4_frame(kIpProtoTcp, tcp(22, kTcpSyn), kGateway)).verdict, Verdict::kDrop);
+  EXPECT_EQ(EgressPolicy(EgressRules{{}, {80}, kDns, {}})
+                .check_outbound(ipv4_frame(kIpProtoTcp, tcp(80, kTcpSyn), kGateway))
+                .verdict,
+            Verdict::kDrop);
+}
+
 TEST_F(EgressPolicyTest, EventsAreJsonLines) {
   const auto line = EgressPolicy::json_line({false, "connect", "github.com", kGithub, 22, "port not allowed"});
   EXPECT_EQ(line.find('\n'), std::string::npos);
