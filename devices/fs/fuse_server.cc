@@ -218,7 +218,8 @@ size_t FuseServer::dispatch(Ctx& c) {
       fuse_getattr_in gi{};
       if (auto bad = c.only_arg(gi)) return fail(c, *bad, -EINVAL);
       fuse_attr_out ao{};
-      const int r = fs_->getattr(c.h.nodeid, ao);
+      const auto fh = (gi.getattr_flags & FUSE_GETATTR_FH) ? std::optional<uint64_t>(gi.fh) : std::nullopt;
+      const int r = fs_->getattr(c.h.nodeid, ao, fh);
       return r ? reply(c, r) : reply(c, 0, &ao, sizeof ao);
     }
     case FUSE_SETATTR: {

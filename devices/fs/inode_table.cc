@@ -1,12 +1,20 @@
 #include "devices/fs/inode_table.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "devices/fs/open_beneath.h"
 
 namespace ksbox::devices::fs {
 
-InodeTable::InodeTable(UniqueFd root, dev_t dev, ino_t ino, size_t max_inodes) : max_inodes_(max_inodes) {
+InodeTable::InodeTable(UniqueFd root, dev_t dev, ino_t ino, size_t max_inodes, size_t max_fds)
+    : max_inodes_(max_inodes), max_fds_(max_fds) {
   Inode r;
-  r.fd = std::move(root);
+  r.fd = std::make_shared<const UniqueFd>(std::move(root));
   r.dev = dev;
   r.ino = ino;
   r.nlookup = 1;
@@ -14,39 +22,179 @@ InodeTable::InodeTable(UniqueFd root, dev_t dev, ino_t ino, size_t max_inodes) :
   by_key_.emplace(Key{dev, ino}, kRootId);
 }
 
-Inode* InodeTable::get(uint64_t nodeid) {
+Inode* InodeTable::node(uint64_t nodeid) {
   auto it = nodes_.find(nodeid);
   return it == nodes_.end() ? nullptr : &it->second;
 }
 
-uint64_t InodeTable::ref(UniqueFd fd, dev_t dev, ino_t ino) {
+const Inode* InodeTable::get(uint64_t nodeid) const {
+  auto it = nodes_.find(nodeid);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+uint64_t InodeTable::find(dev_t dev, ino_t ino) const {
+  auto it = by_key_.find(Key{dev, ino});
+  return it == by_key_.end() ? 0 : it->second;
+}
+
+void InodeTable::touch(Inode& n) {
+  if (!n.fd || &n == &nodes_.at(kRootId)) return;
+  auto& l = lru_of(n);
+  l.splice(l.begin(), l, n.lru);
+}
+
+void InodeTable::evict_one() {
+  auto& l = named_lru_.empty() ? unnamed_lru_ : named_lru_;
+  if (l.empty()) return;
+  const uint64_t victim = l.back();
+  l.pop_back();
+  nodes_.at(victim).fd.reset();  // a caller still holding a copy keeps it open until done
+}
+
+const PathFd& InodeTable::install(uint64_t nodeid, Inode& n, UniqueFd fd) {
+  if (n.fd) {
+    touch(n);
+    return n.fd;  // `fd`, a second handle on the same inode, closes here
+  }
+  while (open_fds() >= max_fds_ && open_fds() > 0) evict_one();
+  n.fd = std::make_shared<const UniqueFd>(std::move(fd));
+  auto& l = lru_of(n);
+  l.push_front(nodeid);
+  n.lru = l.begin();
+  return n.fd;
+}
+
+int InodeTable::fd(uint64_t nodeid, PathFd& out) {
+  Inode* n = node(nodeid);
+  if (!n) return -ESTALE;
+  if (n->fd) {
+    touch(*n);
+    out = n->fd;
+    return 0;
+  }
+  // Up to the nearest ancestor still open, then down again by name.
+  std::vector<uint64_t> chain;
+  uint64_t id = nodeid;
+  for (Inode* c = n; !c->fd;) {
+    if (c->name.empty() || chain.size() >= kMaxDepth) return -ESTALE;
+    chain.push_back(id);
+    id = c->parent;
+    c = node(id);
+    if (!c) return -ESTALE;  // never: a named node keeps its parent
+  }
+  Inode& top = *node(id);
+  touch(top);
+  PathFd dir = top.fd;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    Inode& c = *node(*it);  // installs below evict fds, never nodes
+    UniqueFd f = open_beneath(dir->get(), c.name, O_PATH);
+    if (!f) {
+      switch (errno) {
+        case EMFILE: case ENFILE: return -ENFILE;
+        case EACCES: case ENOMEM: return -errno;
+        default: return -ESTALE;  // gone, moved, now a symlink, outside: not this inode any more
+      }
+    }
+    struct stat st{};
+    if (::fstat(f.get(), &st) != 0) return -errno;
+    if (st.st_dev != c.dev || st.st_ino != c.ino) return -ESTALE;
+    dir = install(*it, c, std::move(f));
+  }
+  out = std::move(dir);
+  return 0;
+}
+
+bool InodeTable::is_ancestor(uint64_t maybe_ancestor, uint64_t nodeid) const {
+  for (size_t depth = 0; depth <= kMaxDepth; ++depth) {
+    if (nodeid == maybe_ancestor) return true;
+    const Inode* n = get(nodeid);
+    if (!n || n->name.empty()) return false;
+    nodeid = n->parent;
+  }
+  return true;  // deeper than re-opening would follow: treat as a loop
+}
+
+void InodeTable::set_name(uint64_t nodeid, uint64_t parent, std::string_view name) {
+  Inode& n = nodes_.at(nodeid);
+  if (!n.name.empty() && n.parent == parent && n.name == name) return;
+  if (!name.empty() && (!known(parent) || is_ancestor(nodeid, parent))) return;  // keep the old name
+  const bool was_named = !n.name.empty();
+  const uint64_t old_parent = n.parent;
+  auto& from = lru_of(n);
+  if (!name.empty()) ++nodes_.at(parent).children;
+  n.parent = name.empty() ? 0 : parent;
+  n.name.assign(name);
+  if (n.fd) {
+    auto& to = lru_of(n);
+    to.splice(to.begin(), from, n.lru);
+  }
+  if (was_named) {
+    --nodes_.at(old_parent).children;
+    collect(old_parent);
+  }
+}
+
+uint64_t InodeTable::ref(UniqueFd fd, dev_t dev, ino_t ino, uint64_t parent, std::string_view name) {
   if (auto it = by_key_.find(Key{dev, ino}); it != by_key_.end()) {
-    Inode& node = nodes_.at(it->second);
-    if (node.nlookup < UINT64_MAX) ++node.nlookup;
-    return it->second;  // `fd` (a second handle on the same inode) closes here
+    const uint64_t id = it->second;
+    Inode& n = nodes_.at(id);
+    if (n.nlookup < UINT64_MAX) ++n.nlookup;
+    // The most recent name is a valid one (any of a file's hard links is).
+    if (!name.empty() && id != kRootId) set_name(id, parent, name);
+    if (fd) install(id, n, std::move(fd));
+    return id;
   }
   if (nodes_.size() >= max_inodes_) return 0;
   const uint64_t id = next_id_++;
-  Inode node;
-  node.fd = std::move(fd);
-  node.dev = dev;
-  node.ino = ino;
-  node.nlookup = 1;
-  nodes_.emplace(id, std::move(node));
+  Inode& n = nodes_[id];
+  n.dev = dev;
+  n.ino = ino;
+  n.nlookup = 1;
   by_key_.emplace(Key{dev, ino}, id);
+  if (!name.empty()) set_name(id, parent, name);
+  install(id, n, std::move(fd));
   return id;
 }
 
-uint64_t InodeTable::forget(uint64_t nodeid, uint64_t n) {
-  auto it = nodes_.find(nodeid);
-  if (it == nodes_.end()) return 0;
-  Inode& node = it->second;
-  const uint64_t dropped = std::min(n, node.nlookup);
-  node.nlookup -= dropped;
-  if (node.nlookup == 0 && nodeid != kRootId) {
-    by_key_.erase(Key{node.dev, node.ino});
+void InodeTable::renamed(uint64_t nodeid, uint64_t parent, std::string_view name) {
+  if (nodeid != kRootId && known(nodeid) && !name.empty()) set_name(nodeid, parent, name);
+}
+
+bool InodeTable::needs_fd_before_unname(uint64_t nodeid, uint64_t parent, std::string_view name) const {
+  const Inode* n = get(nodeid);
+  return n && nodeid != kRootId && !n->fd && n->parent == parent && n->name == name;
+}
+
+void InodeTable::unnamed(uint64_t nodeid, uint64_t parent, std::string_view name, UniqueFd keep) {
+  Inode* n = node(nodeid);
+  if (!n || nodeid == kRootId || n->name.empty() || n->parent != parent || n->name != name) return;
+  set_name(nodeid, 0, {});
+  if (keep) install(nodeid, *n, std::move(keep));
+  collect(nodeid);
+}
+
+void InodeTable::collect(uint64_t nodeid) {
+  while (nodeid != kRootId) {
+    auto it = nodes_.find(nodeid);
+    if (it == nodes_.end()) return;
+    Inode& n = it->second;
+    if (n.nlookup != 0 || n.children != 0) return;
+    const uint64_t parent = n.name.empty() ? 0 : n.parent;
+    if (n.fd) lru_of(n).erase(n.lru);
+    by_key_.erase(Key{n.dev, n.ino});
     nodes_.erase(it);
+    if (parent == 0) return;
+    --nodes_.at(parent).children;
+    nodeid = parent;
   }
+}
+
+uint64_t InodeTable::forget(uint64_t nodeid, uint64_t n) {
+  Inode* node_ptr = node(nodeid);
+  if (!node_ptr) return 0;
+  const uint64_t dropped = std::min(n, node_ptr->nlookup);
+  if (nodeid != kRootId) node_ptr->nlookup -= dropped;
+  collect(nodeid);
   return n - dropped;
 }
 

@@ -1,39 +1,85 @@
-// nodeid → host inode, held as an O_PATH fd (never a path), with the
-// kernel's lookup count. Counts from FORGET are clamped: a guest cannot make
-// one underflow, and the root (nodeid 1) is never dropped.
+// nodeid → host inode, with the kernel's lookup count. Counts from FORGET
+// are clamped: a guest cannot make one underflow, and the root (nodeid 1)
+// is never dropped.
+//
+// Host fd use is bounded independently of how many inodes the guest holds:
+// each inode's O_PATH fd is a cache entry (at most `max_fds` open, least
+// recently used evicted first). An evicted inode keeps a name it had,
+// (parent nodeid, component), and is re-opened through its parent chain
+// from the nearest ancestor still open (the root at worst): each step is a
+// single-component open_beneath() (no "..", no symlinks, no magic links)
+// checked against the recorded (dev, ino). A mismatch or a vanished name
+// (renamed or replaced on the host behind the server's back) is ESTALE.
+// Renames and unlinks done through the server keep names current (see
+// renamed() / unnamed()); of a file's hard links any one name serves.
+// A parent stays in the table while a named child refers to it. Inodes
+// with no name (unlinked, O_TMPFILE) are evicted only after every named one.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <list>
 #include <map>
+#include <memory>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "vmm/unique_fd.h"
 
 namespace ksbox::devices::fs {
 
+// An inode's O_PATH fd, shared so that a caller's copy stays open while
+// other lookups evict the table's.
+using PathFd = std::shared_ptr<const UniqueFd>;
+
 struct Inode {
-  UniqueFd fd;  // O_PATH | O_NOFOLLOW
+  PathFd fd;  // O_PATH | O_NOFOLLOW; null while evicted
   dev_t dev = 0;
   ino_t ino = 0;
   uint64_t nlookup = 0;
+  uint64_t parent = 0;    // with `name`: where it can be re-opened
+  std::string name;       // empty: no known name
+  uint64_t children = 0;  // named nodes whose parent this is
+  std::list<uint64_t>::iterator lru;  // valid while fd is set (never for the root)
 };
 
 class InodeTable {
  public:
   static constexpr uint64_t kRootId = 1;  // FUSE_ROOT_ID
+  static constexpr size_t kMaxDepth = 4096;  // parent links followed when re-opening
 
-  InodeTable(UniqueFd root, dev_t dev, ino_t ino, size_t max_inodes);
+  InodeTable(UniqueFd root, dev_t dev, ino_t ino, size_t max_inodes, size_t max_fds);
 
-  Inode* get(uint64_t nodeid);
-  // Adds one lookup reference to the inode (dev, ino), taking `fd` if it
-  // is new; the nodeid, or 0 when the table is full.
-  uint64_t ref(UniqueFd fd, dev_t dev, ino_t ino);
+  const Inode* get(uint64_t nodeid) const;
+  bool known(uint64_t nodeid) const { return nodes_.contains(nodeid); }
+  // The node's O_PATH fd, re-opened by name if it was evicted: 0, or
+  // -ESTALE (unknown node, no name, name gone or now another inode),
+  // -ENFILE (out of descriptors), another -errno from the host.
+  int fd(uint64_t nodeid, PathFd& out);
+  // Adds one lookup reference to the inode (dev, ino) found as `name` in
+  // `parent` (an empty name: unnamed), taking `fd` if the table has none
+  // open for it; the nodeid, or 0 when the table is full.
+  uint64_t ref(UniqueFd fd, dev_t dev, ino_t ino, uint64_t parent = 0, std::string_view name = {});
+  // The nodeid of (dev, ino), 0 if none.
+  uint64_t find(dev_t dev, ino_t ino) const;
+  // `nodeid` is now reachable as `name` in `parent` (a rename through the
+  // server). Ignored if that would make the parent links a cycle.
+  void renamed(uint64_t nodeid, uint64_t parent, std::string_view name);
+  // The name (parent, name) is gone (unlinked, replaced): a node known by
+  // it loses it. `keep`, if valid, is an fd of the node opened before, kept
+  // so the node still works while the guest holds it.
+  void unnamed(uint64_t nodeid, uint64_t parent, std::string_view name, UniqueFd keep);
+  // Whether the node's fd is evicted and its name is (parent, name): then a
+  // caller about to remove that name should open it first for unnamed().
+  bool needs_fd_before_unname(uint64_t nodeid, uint64_t parent, std::string_view name) const;
   // Drops up to `n` references; returns how many asked for were beyond the
   // count (0 for an honest guest). Unknown nodeids are ignored.
   uint64_t forget(uint64_t nodeid, uint64_t n);
   size_t size() const { return nodes_.size(); }
+  size_t open_fds() const { return named_lru_.size() + unnamed_lru_.size(); }  // the root's aside
+  size_t max_fds() const { return max_fds_; }
 
  private:
   struct Key {
@@ -41,10 +87,24 @@ class InodeTable {
     ino_t ino;
     auto operator<=>(const Key&) const = default;
   };
+  Inode* node(uint64_t nodeid);
+  std::list<uint64_t>& lru_of(const Inode& n) { return n.name.empty() ? unnamed_lru_ : named_lru_; }
+  // Caches `fd` as the node's, evicting the least recently used first.
+  const PathFd& install(uint64_t nodeid, Inode& n, UniqueFd fd);
+  void evict_one();
+  void touch(Inode& n);
+  // Sets or clears (parent, name), keeping child counts and LRU lists right.
+  void set_name(uint64_t nodeid, uint64_t parent, std::string_view name);
+  bool is_ancestor(uint64_t maybe_ancestor, uint64_t nodeid) const;
+  // Removes nodes with no lookups and no named children, up the parent chain.
+  void collect(uint64_t nodeid);
+
   std::unordered_map<uint64_t, Inode> nodes_;
   std::map<Key, uint64_t> by_key_;
+  std::list<uint64_t> named_lru_, unnamed_lru_;  // most recently used first
   uint64_t next_id_ = kRootId + 1;
   size_t max_inodes_;
+  size_t max_fds_;
 };
 
 }  // namespace ksbox::devices::fs

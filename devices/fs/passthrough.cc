@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -15,17 +14,18 @@
 #include <cstdio>
 #include <cstring>
 
+#include "devices/fs/open_beneath.h"
 #include "vmm/error.h"
 
 namespace ksbox::devices::fs {
 namespace {
 
-InodeTable make_table(const std::string& root, size_t max_inodes) {
+InodeTable make_table(const std::string& root, size_t max_inodes, size_t max_fds) {
   UniqueFd fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno("share root " + root);
   struct stat st{};
   if (::fstat(fd.get(), &st) != 0) throw_errno("stat of share root " + root);
-  return InodeTable(std::move(fd), st.st_dev, st.st_ino, max_inodes);
+  return InodeTable(std::move(fd), st.st_dev, st.st_ino, max_inodes, max_fds);
 }
 
 bool mutating_open(uint32_t flags) {
@@ -63,7 +63,7 @@ PassthroughOptions PassthroughOptions::fit_to_fd_limit(uint64_t fd_limit) const 
   PassthroughOptions o = *this;
   const uint64_t budget = fd_limit > 2 * kHeadroom ? fd_limit - kHeadroom : fd_limit / 2;
   o.max_handles = static_cast<size_t>(std::min<uint64_t>(o.max_handles, std::max<uint64_t>(budget / 8, 1)));
-  o.max_inodes = static_cast<size_t>(std::min<uint64_t>(o.max_inodes, std::max<uint64_t>(budget - o.max_handles, 1)));
+  o.max_fds = static_cast<size_t>(std::min<uint64_t>(o.max_fds, std::max<uint64_t>(budget - o.max_handles, 1)));
   return o;
 }
 
@@ -82,33 +82,18 @@ Passthrough::Passthrough(const std::string& root, PassthroughOptions opts, std::
       host_gid_(opts.host_gid.value_or(::getegid())),
       engine_(engine ? std::move(engine) : std::make_unique<SyncIoEngine>()),
       proc_self_fd_(::open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC)),
-      inodes_(make_table(root, opts.max_inodes)) {
+      inodes_(make_table(root, opts.max_inodes, opts.max_fds)) {
   if (!proc_self_fd_) throw_errno("open /proc/self/fd");
 }
 
-UniqueFd Passthrough::open_beneath(int dirfd, std::string_view name, int flags, uint32_t mode) const {
-  const std::string n(name);
-  open_how how{};
-  how.flags = static_cast<uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
-  how.mode = mode;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  long fd;
-  do {
-    fd = ::syscall(SYS_openat2, dirfd, n.c_str(), &how, sizeof how);
-  } while (fd < 0 && errno == EAGAIN);
-  return UniqueFd(static_cast<int>(fd));
-}
-
-std::string Passthrough::proc_name(const Inode& node) const { return std::to_string(node.fd.get()); }
-
-UniqueFd Passthrough::reopen(const Inode& node, int flags) const {
+UniqueFd Passthrough::reopen(int path_fd, int flags) const {
   // Callers checked the type on the O_PATH fd; the magic link reaches that
   // same inode, whatever happened to its name since.
-  return UniqueFd(::openat(proc_self_fd_.get(), proc_name(node).c_str(), flags | O_CLOEXEC | O_NOCTTY));
+  return UniqueFd(::openat(proc_self_fd_.get(), proc_name(path_fd).c_str(), flags | O_CLOEXEC | O_NOCTTY));
 }
 
-int Passthrough::stat_node(const Inode& node, struct stat& st) const {
-  return ::fstatat(node.fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+int Passthrough::stat_fd(int path_fd, struct stat& st) {
+  return ::fstatat(path_fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
 }
 
 void Passthrough::fill_attr(const struct stat& st, fuse_attr& a) const {
@@ -130,16 +115,16 @@ void Passthrough::fill_attr(const struct stat& st, fuse_attr& a) const {
   a.blksize = static_cast<uint32_t>(st.st_blksize);
 }
 
-int Passthrough::entry_for(int dirfd, std::string_view name, fuse_entry_out& out) {
+int Passthrough::entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out) {
   UniqueFd fd = open_beneath(dirfd, name, O_PATH);
-  if (!fd) return -errno;
-  return entry_from(std::move(fd), out);
+  if (!fd) return errno == EMFILE ? -ENFILE : -errno;
+  return entry_from(std::move(fd), out, parent, name);
 }
 
-int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out) {
+int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out, uint64_t parent, std::string_view name) {
   struct stat st{};
-  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return -errno;
-  const uint64_t id = inodes_.ref(std::move(fd), st.st_dev, st.st_ino);
+  if (int r = stat_fd(fd.get(), st)) return r;
+  const uint64_t id = inodes_.ref(std::move(fd), st.st_dev, st.st_ino, parent, name);
   if (id == 0) return -ENFILE;
   out = {};
   out.nodeid = id;
@@ -150,16 +135,20 @@ int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out) {
 }
 
 int Passthrough::lookup(uint64_t parent, std::string_view name, fuse_entry_out& out) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
-  return entry_for(dir->fd.get(), name, out);
+  PathFd dir;
+  if (int r = inodes_.fd(parent, dir)) return r;
+  return entry_for(parent, dir->get(), name, out);
 }
 
-int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint64_t> fh) {
   struct stat st{};
-  if (int r = stat_node(*node, st)) return r;
+  if (Handle* h = fh ? handle(*fh, false) : nullptr) {
+    if (::fstat(h->fd.get(), &st) != 0) return -errno;
+  } else {
+    PathFd node;
+    if (int r = inodes_.fd(nodeid, node)) return r;
+    if (int r = stat_fd(node->get(), st)) return r;
+  }
   out = {};
   out.attr_valid = opts_.attr_timeout_s;
   fill_attr(st, out.attr);
@@ -167,11 +156,11 @@ int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out) {
 }
 
 int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_out& out) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
   if (opts_.read_only) return -EROFS;
   struct stat st{};
-  if (int r = stat_node(*node, st)) return r;
+  if (int r = stat_fd(node->get(), st)) return r;
   // Ownership never changes on the host: the VMM may not, and the guest must
   // not pick host ids. Chown to the owner the guest already sees is a no-op.
   constexpr uint32_t kUnchanged = static_cast<uint32_t>(-1);
@@ -180,7 +169,7 @@ int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_o
   if ((in.valid & FATTR_GID) && in.gid != kUnchanged && (in.gid != opts_.guest_gid || st.st_gid != host_gid_))
     return -EPERM;
   const bool special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
-  const std::string self = proc_name(*node);
+  const std::string self = proc_name(node->get());
   if (in.valid & FATTR_MODE) {
     if (special) return -EOPNOTSUPP;  // symlinks and special files: not through /proc
     if (::fchmodat(proc_self_fd_.get(), self.c_str(), in.mode & kModeMask, 0) != 0) return -errno;
@@ -192,7 +181,7 @@ int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_o
     UniqueFd tmp;
     int fd = h ? h->fd.get() : -1;
     if (fd < 0) {
-      tmp = reopen(*node, O_WRONLY);
+      tmp = reopen(node->get(), O_WRONLY);
       if (!tmp) return -errno;
       fd = tmp.get();
     }
@@ -213,10 +202,10 @@ int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_o
 }
 
 int Passthrough::statfs(uint64_t nodeid, fuse_kstatfs& out) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
   struct statvfs sv{};
-  if (::fstatvfs(node->fd.get(), &sv) != 0) return -errno;
+  if (::fstatvfs(node->get(), &sv) != 0) return -errno;
   out = {};
   out.blocks = sv.f_blocks;
   out.bfree = sv.f_bfree;
@@ -230,10 +219,10 @@ int Passthrough::statfs(uint64_t nodeid, fuse_kstatfs& out) {
 }
 
 int Passthrough::readlink(uint64_t nodeid, std::string& target) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
   char buf[PATH_MAX];
-  const ssize_t n = ::readlinkat(node->fd.get(), "", buf, sizeof buf);
+  const ssize_t n = ::readlinkat(node->get(), "", buf, sizeof buf);
   if (n < 0) return -errno;
   if (static_cast<size_t>(n) >= sizeof buf) return -ENAMETOOLONG;
   target.assign(buf, static_cast<size_t>(n));
@@ -254,21 +243,20 @@ Passthrough::Handle* Passthrough::handle(uint64_t fh, bool dir) {
 }
 
 int Passthrough::opendir(uint64_t nodeid, uint64_t& fh) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
   struct stat st{};
-  if (int r = stat_node(*node, st)) return r;
+  if (int r = stat_fd(node->get(), st)) return r;
   if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-  UniqueFd fd = reopen(*node, O_RDONLY | O_DIRECTORY);
+  UniqueFd fd = reopen(node->get(), O_RDONLY | O_DIRECTORY);
   if (!fd) return -errno;
   return add_handle(std::move(fd), true, fh);
 }
 
 int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t size, bool plus,
                          std::vector<uint8_t>& out) {
-  Inode* dir = inodes_.get(nodeid);
   Handle* h = handle(fh, true);
-  if (!dir || !h) return -EBADF;
+  if (!known(nodeid) || !h) return -EBADF;
   // Directory offsets are the host's d_off cookies: seek only when the guest
   // does not continue where the last reply ended (rewinddir, seekdir).
   if (offset != h->dir_next_off) {
@@ -306,7 +294,7 @@ int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t s
     const std::string_view nv(name, namelen);
     if (plus && nv != "." && nv != "..") {
       // The guest takes a lookup reference for every entry it receives.
-      if (entry_for(h->fd.get(), nv, entry) != 0) continue;  // vanished since getdents
+      if (entry_for(nodeid, h->fd.get(), nv, entry) != 0) continue;  // vanished since getdents
     }
     fuse_dirent de{};
     de.ino = d.ino;
@@ -326,16 +314,16 @@ int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t s
 }
 
 int Passthrough::open(uint64_t nodeid, uint32_t flags, uint64_t& fh) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
   if ((flags & O_ACCMODE) == O_ACCMODE) return -EINVAL;
   if (opts_.read_only && mutating_open(flags)) return -EROFS;
   struct stat st{};
-  if (int r = stat_node(*node, st)) return r;
+  if (int r = stat_fd(node->get(), st)) return r;
   if (S_ISDIR(st.st_mode)) return -EISDIR;
   if (S_ISLNK(st.st_mode)) return -ELOOP;
   if (!S_ISREG(st.st_mode)) return -EACCES;  // device, FIFO, socket: never opened on the host
-  UniqueFd fd = reopen(*node, static_cast<int>(flags) & kOpenFlagsPassed);
+  UniqueFd fd = reopen(node->get(), static_cast<int>(flags) & kOpenFlagsPassed);
   if (!fd) return -errno;
   return add_handle(std::move(fd), false, fh);
 }
@@ -370,17 +358,17 @@ ssize_t Passthrough::write(uint64_t fh, uint64_t offset, std::span<const std::sp
 
 int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, uint32_t mode,
                         fuse_entry_out& out, uint64_t& fh) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
+  PathFd dir;
+  if (int r = inodes_.fd(parent, dir)) return r;
   if (opts_.read_only) return -EROFS;
   if ((flags & O_ACCMODE) == O_ACCMODE) return -EINVAL;
   const int base = static_cast<int>(flags) & kOpenFlagsPassed;
   // O_EXCL always: an existing name (perhaps a FIFO the host put there) is
   // never opened by create itself.
-  UniqueFd fd = open_beneath(dir->fd.get(), name, base | O_CREAT | O_EXCL | O_NOCTTY, mode & kModeMask & 0777);
+  UniqueFd fd = open_beneath(dir->get(), name, base | O_CREAT | O_EXCL | O_NOCTTY, mode & kModeMask & 0777);
   if (!fd && errno == EEXIST && !(flags & O_EXCL)) {
     fuse_entry_out e{};
-    if (int r = entry_for(dir->fd.get(), name, e)) return r;
+    if (int r = entry_for(parent, dir->get(), name, e)) return r;
     if (int r = open(e.nodeid, flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL), fh)) {
       inodes_.forget(e.nodeid, 1);
       return r;
@@ -389,14 +377,15 @@ int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, 
     return 0;
   }
   if (!fd) return -errno;
-  return adopt_created(std::move(fd), out, fh);
+  return adopt_created(std::move(fd), out, fh, parent, name);
 }
 
-int Passthrough::adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh) {
+int Passthrough::adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh, uint64_t parent,
+                               std::string_view name) {
   // The entry is the inode just created, even if the name moved meanwhile.
   UniqueFd path(::openat(proc_self_fd_.get(), std::to_string(fd.get()).c_str(), O_PATH | O_CLOEXEC));
   if (!path) return -errno;
-  if (int r = entry_from(std::move(path), out)) return r;
+  if (int r = entry_from(std::move(path), out, parent, name)) return r;
   if (int r = add_handle(std::move(fd), false, fh)) {
     inodes_.forget(out.nodeid, 1);
     return r;
@@ -404,92 +393,16 @@ int Passthrough::adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh) {
   return 0;
 }
 
-int Passthrough::mkdir(uint64_t parent, std::string_view name, uint32_t mode, fuse_entry_out& out) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  const std::string n(name);
-  if (::mkdirat(dir->fd.get(), n.c_str(), mode & kModeMask) != 0) return -errno;
-  return entry_for(dir->fd.get(), name, out);
-}
-
-int Passthrough::symlink(uint64_t parent, std::string_view name, std::string_view target, fuse_entry_out& out) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  const std::string n(name), t(target);
-  if (::symlinkat(t.c_str(), dir->fd.get(), n.c_str()) != 0) return -errno;
-  return entry_for(dir->fd.get(), name, out);
-}
-
-int Passthrough::link(uint64_t nodeid, uint64_t newparent, std::string_view newname, fuse_entry_out& out) {
-  Inode* node = inodes_.get(nodeid);
-  Inode* dir = inodes_.get(newparent);
-  if (!node || !dir) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  struct stat st{};
-  if (int r = stat_node(*node, st)) return r;
-  if (S_ISDIR(st.st_mode)) return -EPERM;
-  const std::string n(newname);
-  // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc magic link does not.
-  const std::string src = "/proc/self/fd/" + proc_name(*node);
-  if (::linkat(AT_FDCWD, src.c_str(), dir->fd.get(), n.c_str(), AT_SYMLINK_FOLLOW) != 0) return -errno;
-  return entry_for(dir->fd.get(), newname, out);
-}
-
-int Passthrough::unlink(uint64_t parent, std::string_view name) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  const std::string n(name);
-  return ::unlinkat(dir->fd.get(), n.c_str(), 0) == 0 ? 0 : -errno;
-}
-
-int Passthrough::rmdir(uint64_t parent, std::string_view name) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  const std::string n(name);
-  return ::unlinkat(dir->fd.get(), n.c_str(), AT_REMOVEDIR) == 0 ? 0 : -errno;
-}
-
-int Passthrough::rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname,
-                        uint32_t flags) {
-  Inode* from = inodes_.get(parent);
-  Inode* to = inodes_.get(newparent);
-  if (!from || !to) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  if (flags & ~static_cast<uint32_t>(RENAME_NOREPLACE | RENAME_EXCHANGE)) return -EINVAL;
-  const std::string a(name), b(newname);
-  return ::renameat2(from->fd.get(), a.c_str(), to->fd.get(), b.c_str(), flags) == 0 ? 0 : -errno;
-}
-
-int Passthrough::mknod(uint64_t parent, std::string_view name, uint32_t mode, fuse_entry_out& out) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
-  if (opts_.read_only) return -EROFS;
-  // A device node would hand the guest host hardware (if the VMM could
-  // make one); FIFOs and sockets are only names here, never opened.
-  switch (mode & S_IFMT) {
-    case 0: case S_IFREG: case S_IFIFO: case S_IFSOCK: break;
-    case S_IFCHR: case S_IFBLK: return -EPERM;
-    default: return -EINVAL;
-  }
-  const std::string n(name);
-  if (::mknodat(dir->fd.get(), n.c_str(), (mode & S_IFMT) | (mode & kModeMask), 0) != 0) return -errno;
-  return entry_for(dir->fd.get(), name, out);
-}
-
 int Passthrough::access(uint64_t nodeid, uint32_t mask) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
   if (mask & ~static_cast<uint32_t>(R_OK | W_OK | X_OK)) return -EINVAL;
   struct stat st{};
-  if (int r = stat_node(*node, st)) return r;
+  if (int r = stat_fd(node->get(), st)) return r;
   if (S_ISLNK(st.st_mode)) return 0;  // following the magic link would follow the symlink too
   if ((mask & W_OK) && opts_.read_only && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) return -EROFS;
   // Through the magic link: a permission check, no open (FIFOs are safe).
-  const int r = ::faccessat(proc_self_fd_.get(), proc_name(*node).c_str(), static_cast<int>(mask), AT_EACCESS);
+  const int r = ::faccessat(proc_self_fd_.get(), proc_name(node->get()).c_str(), static_cast<int>(mask), AT_EACCESS);
   return r == 0 ? 0 : -errno;
 }
 

@@ -1,6 +1,8 @@
 // A passthrough filesystem of one host directory (the share root), written
 // for a hostile client:
-//  - inodes are O_PATH fds in an InodeTable, never paths;
+//  - inodes are O_PATH fds in an InodeTable, never paths; the table keeps a
+//    bounded number open and re-opens the others by verified name (see
+//    inode_table.h);
 //  - names are single components; every lookup is openat2(RESOLVE_BENEATH |
 //    RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) on the parent's fd with
 //    O_NOFOLLOW, so no "..", symlink or magic link leads out of the root;
@@ -51,8 +53,9 @@ CachePolicy parse_cache_policy(std::string_view s);
 struct PassthroughOptions {
   bool read_only = false;
   CachePolicy cache = CachePolicy::kAuto;  // sets the timeouts below: see with_cache()
-  size_t max_inodes = 1 << 20;
-  size_t max_handles = 4096;  // open files and directories together
+  size_t max_inodes = 1 << 20;  // inodes the guest may hold (memory, not fds)
+  size_t max_fds = 1 << 20;     // O_PATH fds kept open for them (an LRU)
+  size_t max_handles = 4096;    // open files and directories together
   uint32_t entry_timeout_s = 1;
   uint32_t attr_timeout_s = 1;
   // Ownership as the guest sees it. The VMM runs as one unprivileged host
@@ -67,10 +70,11 @@ struct PassthroughOptions {
 
   // These options with `policy` and the entry/attribute timeouts it implies.
   PassthroughOptions with_cache(CachePolicy policy) const;
-  // These options with the inode and handle tables shrunk, if need be, so
-  // that their host fds (one O_PATH fd per inode) fit in `fd_limit` with
-  // room left for the rest of the VMM: a full table answers ENFILE to the
-  // guest instead of the process running into EMFILE.
+  // These options with the O_PATH fd cache and the handle table shrunk, if
+  // need be, so that their host fds fit in `fd_limit` with room left for
+  // the rest of the VMM: inodes beyond the cache are re-opened on use, and
+  // a full handle table answers ENFILE to the guest instead of the process
+  // running into EMFILE.
   PassthroughOptions fit_to_fd_limit(uint64_t fd_limit) const;
   // FOPEN_* flags for an open (or create) reply under this policy.
   uint32_t open_reply_flags(bool dir) const;
@@ -84,14 +88,17 @@ class Passthrough {
   Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine);
 
   const PassthroughOptions& options() const { return opts_; }
-  bool known(uint64_t nodeid) { return inodes_.get(nodeid) != nullptr; }
+  bool known(uint64_t nodeid) const { return inodes_.known(nodeid); }
   size_t inode_count() const { return inodes_.size(); }
+  size_t open_inode_fds() const { return inodes_.open_fds(); }
   size_t handle_count() const { return handles_.size(); }
 
   int lookup(uint64_t parent, std::string_view name, fuse_entry_out& out);
   // Returns how many of the `n` asked for were beyond the lookup count.
   uint64_t forget(uint64_t nodeid, uint64_t n) { return inodes_.forget(nodeid, n); }
-  int getattr(uint64_t nodeid, fuse_attr_out& out);
+  // With `fh` (GETATTR_FH: fstat of an open file) the handle's fd answers,
+  // which works even for an unlinked file whose O_PATH fd was evicted.
+  int getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint64_t> fh = std::nullopt);
   int setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_out& out);
   int statfs(uint64_t nodeid, fuse_kstatfs& out);
   int readlink(uint64_t nodeid, std::string& target);
@@ -155,23 +162,38 @@ class Passthrough {
   // O_NOATIME, O_DIRECT, O_PATH, ...) are decided here, not by the guest.
   static constexpr int kOpenFlagsPassed = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC;
 
-  UniqueFd open_beneath(int dirfd, std::string_view name, int flags, uint32_t mode = 0) const;
-  UniqueFd reopen(const Inode& node, int flags) const;
-  std::string proc_name(const Inode& node) const;
-  int entry_for(int dirfd, std::string_view name, fuse_entry_out& out);
-  int entry_from(UniqueFd path_fd, fuse_entry_out& out);
-  // The entry and a handle for a file just created as `fd`.
-  int adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh);
+  // What the guest names as `name` in `parent` right now, as far as the
+  // inode table knows it: the node (0 if none), and an fd to keep it by if
+  // removing this name would leave an evicted node without any.
+  struct Named {
+    uint64_t node = 0;
+    UniqueFd keep;
+  };
+
+  UniqueFd reopen(int path_fd, int flags) const;
+  static std::string proc_name(int path_fd) { return std::to_string(path_fd); }
+  // The entry for `name` in the directory `dirfd` (the node `parent`).
+  int entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out);
+  // The entry for the inode `path_fd`, known as (parent, name) if named.
+  int entry_from(UniqueFd path_fd, fuse_entry_out& out, uint64_t parent = 0, std::string_view name = {});
+  Named named(uint64_t parent, int dirfd, std::string_view name);
+  // unlinkat(flags) of `name` in `parent`, and the table told.
+  int remove_name(uint64_t parent, std::string_view name, int flags);
+  // The entry and a handle for a file just created as `fd` (named `name` in
+  // `parent`, or unnamed).
+  int adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh, uint64_t parent = 0,
+                    std::string_view name = {});
   int add_handle(UniqueFd fd, bool dir, uint64_t& fh);
   Handle* handle(uint64_t fh, bool dir);
   void fill_attr(const struct stat& st, fuse_attr& attr) const;
-  int stat_node(const Inode& node, struct stat& st) const;
-  // The /proc path of a regular file or directory for the xattr calls;
-  // `special` (and no path) for any other type.
-  int xattr_path(uint64_t nodeid, std::string& path, bool& special);
+  static int stat_fd(int path_fd, struct stat& st);
+  // The /proc path of a regular file or directory for the xattr calls (valid
+  // while `fd` is held); `special` (and no path) for any other type.
+  int xattr_path(uint64_t nodeid, PathFd& fd, std::string& path, bool& special);
   // The same for a named attribute, after the refusals every named call
   // shares: unknown node, a change on a read-only share, not user.*.
-  int xattr_named(uint64_t nodeid, std::string_view name, bool change, std::string& path, bool& special);
+  int xattr_named(uint64_t nodeid, std::string_view name, bool change, PathFd& fd, std::string& path,
+                  bool& special);
 
   PassthroughOptions opts_;
   uid_t host_uid_;

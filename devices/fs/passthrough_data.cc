@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "devices/fs/open_beneath.h"
 #include "devices/fs/passthrough.h"
 
 namespace ksbox::devices::fs {
@@ -33,15 +34,15 @@ bool allowed_fallocate_mode(uint32_t mode) {
 }  // namespace
 
 int Passthrough::tmpfile(uint64_t parent, uint32_t flags, uint32_t mode, fuse_entry_out& out, uint64_t& fh) {
-  Inode* dir = inodes_.get(parent);
-  if (!dir) return -ESTALE;
+  PathFd dir;
+  if (int r = inodes_.fd(parent, dir)) return r;
   if (opts_.read_only) return -EROFS;
   const uint32_t acc = flags & O_ACCMODE;
   if (acc != O_WRONLY && acc != O_RDWR) return -EINVAL;  // O_TMPFILE needs write access
   // O_EXCL is kept: the host then refuses to link the file, as Linux does.
   const int base = static_cast<int>(flags) & (kOpenFlagsPassed & ~O_TRUNC);
   const int excl = static_cast<int>(flags) & O_EXCL;
-  UniqueFd fd = open_beneath(dir->fd.get(), ".", base | excl | O_TMPFILE | O_NOCTTY, mode & kModeMask & 0777);
+  UniqueFd fd = open_beneath(dir->get(), ".", base | excl | O_TMPFILE | O_NOCTTY, mode & kModeMask & 0777);
   if (!fd) return -errno;
   return adopt_created(std::move(fd), out, fh);
 }

@@ -22,27 +22,28 @@ bool user_name(std::string_view name) { return name.starts_with(kUserPrefix); }
 
 }  // namespace
 
-int Passthrough::xattr_path(uint64_t nodeid, std::string& path, bool& special) {
-  Inode* node = inodes_.get(nodeid);
-  if (!node) return -ESTALE;
+int Passthrough::xattr_path(uint64_t nodeid, PathFd& fd, std::string& path, bool& special) {
+  if (int r = inodes_.fd(nodeid, fd)) return r;
   struct stat st{};
-  if (int r = stat_node(*node, st)) return r;
+  if (int r = stat_fd(fd->get(), st)) return r;
   special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
-  if (!special) path = "/proc/self/fd/" + proc_name(*node);
+  if (!special) path = "/proc/self/fd/" + proc_name(fd->get());
   return 0;
 }
 
-int Passthrough::xattr_named(uint64_t nodeid, std::string_view name, bool change, std::string& path, bool& special) {
+int Passthrough::xattr_named(uint64_t nodeid, std::string_view name, bool change, PathFd& fd, std::string& path,
+                             bool& special) {
   if (!known(nodeid)) return -ESTALE;
   if (change && opts_.read_only) return -EROFS;
   if (!user_name(name)) return -EOPNOTSUPP;
-  return xattr_path(nodeid, path, special);
+  return xattr_path(nodeid, fd, path, special);
 }
 
 ssize_t Passthrough::getxattr(uint64_t nodeid, std::string_view name, size_t size, std::vector<uint8_t>& out) {
+  PathFd fd;
   std::string path;
   bool special = false;
-  if (int r = xattr_named(nodeid, name, false, path, special)) return r;
+  if (int r = xattr_named(nodeid, name, false, fd, path, special)) return r;
   if (special) return -ENODATA;
   const std::string n(name);
   out.resize(std::min<size_t>(size, XATTR_SIZE_MAX));
@@ -53,9 +54,10 @@ ssize_t Passthrough::getxattr(uint64_t nodeid, std::string_view name, size_t siz
 }
 
 ssize_t Passthrough::listxattr(uint64_t nodeid, size_t size, std::vector<uint8_t>& out) {
+  PathFd fd;
   std::string path;
   bool special = false;
-  if (int r = xattr_path(nodeid, path, special)) return r;
+  if (int r = xattr_path(nodeid, fd, path, special)) return r;
   out.clear();
   if (special) return 0;
   // The host's whole list, then only the user.* names. The list may grow
@@ -86,9 +88,10 @@ ssize_t Passthrough::listxattr(uint64_t nodeid, size_t size, std::vector<uint8_t
 }
 
 int Passthrough::setxattr(uint64_t nodeid, std::string_view name, std::span<const uint8_t> value, uint32_t flags) {
+  PathFd fd;
   std::string path;
   bool special = false;
-  if (int r = xattr_named(nodeid, name, true, path, special)) return r;
+  if (int r = xattr_named(nodeid, name, true, fd, path, special)) return r;
   if (flags & ~static_cast<uint32_t>(XATTR_CREATE | XATTR_REPLACE)) return -EINVAL;
   if (special) return -EPERM;  // as Linux answers for user.* on special files
   const std::string n(name);
@@ -97,9 +100,10 @@ int Passthrough::setxattr(uint64_t nodeid, std::string_view name, std::span<cons
 }
 
 int Passthrough::removexattr(uint64_t nodeid, std::string_view name) {
+  PathFd fd;
   std::string path;
   bool special = false;
-  if (int r = xattr_named(nodeid, name, true, path, special)) return r;
+  if (int r = xattr_named(nodeid, name, true, fd, path, special)) return r;
   if (special) return -EPERM;
   const std::string n(name);
   return ::removexattr(path.c_str(), n.c_str()) == 0 ? 0 : -errno;

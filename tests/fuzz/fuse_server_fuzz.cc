@@ -159,6 +159,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PassthroughOptions opts;
   opts.max_inodes = 64;
   opts.max_handles = 16;
+  // A tiny O_PATH fd cache makes most requests re-open their inodes by name.
+  opts.max_fds = (flags & 8) ? 2 : 64;
   opts.read_only = (flags & 4) != 0;
   FuseServer server(std::make_unique<Passthrough>((e.dir / "share").string(), opts, nullptr));
   if (flags & 1) {
@@ -184,6 +186,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     send(server, std::vector<uint8_t>(body.begin(), body.end()), out_size, split, (flags & 2) != 0);
     CHECK(server.fs().inode_count() <= opts.max_inodes);
     CHECK(server.fs().handle_count() <= opts.max_handles);
+    CHECK(server.fs().open_inode_fds() <= opts.max_fds);
   }
   e.check_outside();
   e.check_share();

@@ -2,7 +2,9 @@
 """Writes seeds for fuse_server_fuzz (see the input layout at the top of
 fuse_server_fuzz.cc) into corpus/fuse_server/ next to this script: the ops
 beyond the core set (TMPFILE, xattrs, MKNOD, ACCESS, FALLOCATE, LSEEK,
-COPY_FILE_RANGE, INTERRUPT), chown under the uid mapping, a read-only share
+COPY_FILE_RANGE, INTERRUPT), renames and unlinks with a tiny O_PATH fd
+cache (TINY_FDS: inodes re-opened by name), chown under the uid mapping, a
+read-only share
 and malformed forms of the new requests. The core seeds (init, lookup_getattr,
 open_read, readdir, malformed) predate this script and are kept as they are.
 
@@ -15,9 +17,11 @@ import struct
 
 OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "fuse_server"
 
-SEND_INIT, FIX_LEN, READ_ONLY = 1, 2, 4
+SEND_INIT, FIX_LEN, READ_ONLY, TINY_FDS = 1, 2, 4, 8
 
-LOOKUP, SETATTR, MKNOD, LINK, OPEN, WRITE = 1, 4, 8, 13, 14, 16
+LOOKUP, GETATTR, SETATTR, MKNOD, UNLINK, LINK, OPEN, READ, WRITE = 1, 3, 4, 8, 10, 13, 14, 15, 16
+RENAME2 = 45
+FUSE_GETATTR_FH, RENAME_EXCHANGE = 1, 2
 SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR = 21, 22, 23, 24
 ACCESS, CREATE, INTERRUPT, FALLOCATE, LSEEK, COPY_FILE_RANGE, TMPFILE = 34, 35, 36, 43, 46, 47, 51
 
@@ -164,6 +168,25 @@ def seeds():
         req(TMPFILE, 1, create_in(O_RDWR | O_TMPFILE, 0o600) + b"/"),
         req(COPY_FILE_RANGE, 2, struct.pack("<QQQQQQQ", 1, 0, 999, 1, 0, 1, 0)),
         req(INTERRUPT, 0, b"abc", out=0))
+    # d = 2, d/g = 3, f = 4, fifo = 5: with two fds cached, most re-open by name.
+    s["evict_rename_unlink"] = seed(
+        SEND_INIT | TINY_FDS,
+        req(LOOKUP, 1, cstr("d")),
+        req(LOOKUP, 2, cstr("g")),
+        req(LOOKUP, 1, cstr("f")),
+        req(LOOKUP, 1, cstr("fifo")),
+        req(GETATTR, 3, struct.pack("<IIQ", 0, 0, 0)),
+        req(RENAME2, 1, struct.pack("<QII", 2, 0, 0) + cstr("f") + cstr("f2")),
+        req(OPEN, 4, struct.pack("<II", 0, 0)),
+        req(READ, 4, struct.pack("<QQIIQII", 1, 0, 64, 0, 0, 0, 0)),
+        req(UNLINK, 2, cstr("f2")),
+        req(GETATTR, 4, struct.pack("<IIQ", 0, 0, 0)),
+        req(GETATTR, 4, struct.pack("<IIQ", FUSE_GETATTR_FH, 0, 1)),
+        req(RENAME2, 2, struct.pack("<QII", 1, RENAME_EXCHANGE, 0) + cstr("g") + cstr("fifo")),
+        req(GETATTR, 3, struct.pack("<IIQ", 0, 0, 0)),
+        req(GETATTR, 5, struct.pack("<IIQ", 0, 0, 0)),
+        req(RENAME2, 1, struct.pack("<QII", 2, 0, 0) + cstr("d") + cstr("inside")),
+        req(LOOKUP, 2, cstr("fifo")))
     return s
 
 

@@ -9,7 +9,7 @@ namespace {
 UniqueFd path_fd() { return UniqueFd(::open("/", O_PATH | O_CLOEXEC)); }
 
 TEST(InodeTable, RefDeduplicatesByDevIno) {
-  InodeTable t(path_fd(), 1, 2, 10);
+  InodeTable t(path_fd(), 1, 2, 10, 10);
   const uint64_t a = t.ref(path_fd(), 1, 5);
   const uint64_t b = t.ref(path_fd(), 1, 5);
   const uint64_t c = t.ref(path_fd(), 2, 5);
@@ -18,11 +18,12 @@ TEST(InodeTable, RefDeduplicatesByDevIno) {
   EXPECT_NE(a, InodeTable::kRootId);
   ASSERT_NE(t.get(a), nullptr);
   EXPECT_EQ(t.get(a)->nlookup, 2u);
-  EXPECT_TRUE(t.get(a)->fd.valid());
+  ASSERT_TRUE(t.get(a)->fd);
+  EXPECT_TRUE(t.get(a)->fd->valid());
 }
 
 TEST(InodeTable, ForgetClampsAndNeverUnderflows) {
-  InodeTable t(path_fd(), 1, 2, 10);
+  InodeTable t(path_fd(), 1, 2, 10, 10);
   const uint64_t a = t.ref(path_fd(), 1, 5);
   t.ref(path_fd(), 1, 5);
   EXPECT_EQ(t.forget(a, 1), 0u);
@@ -37,14 +38,14 @@ TEST(InodeTable, ForgetClampsAndNeverUnderflows) {
 }
 
 TEST(InodeTable, RootIsNeverDropped) {
-  InodeTable t(path_fd(), 1, 2, 10);
+  InodeTable t(path_fd(), 1, 2, 10, 10);
   t.forget(InodeTable::kRootId, 1000);
   ASSERT_NE(t.get(InodeTable::kRootId), nullptr);
   EXPECT_EQ(t.ref(path_fd(), 1, 2), InodeTable::kRootId);
 }
 
 TEST(InodeTable, BoundedSize) {
-  InodeTable t(path_fd(), 1, 2, 3);
+  InodeTable t(path_fd(), 1, 2, 3, 3);
   EXPECT_NE(t.ref(path_fd(), 1, 10), 0u);
   EXPECT_NE(t.ref(path_fd(), 1, 11), 0u);
   EXPECT_EQ(t.ref(path_fd(), 1, 12), 0u);
