@@ -119,6 +119,35 @@ TEST_F(FsTest, UntarOfAThousandFilesMatchesOnTheHost) {
   EXPECT_TRUE(fs::is_empty(ws()));
 }
 
+TEST_F(FsTest, ThousandsOfFilesWithTheVmmLimitedTo256Fds) {
+  // More inodes than the VMM has descriptors: the share keeps a bounded
+  // cache of O_PATH fds and re-opens the rest by name.
+  boot({.fd_limit = 256});
+  auto r = host(
+      "set -e; cd workspace; python3 - <<'EOF'\n"
+      "import os\n"
+      "for d in range(20):\n"
+      "    os.makedirs(f'd{d}/sub', exist_ok=True)\n"
+      "    for f in range(100):\n"
+      "        with open(f'd{d}/sub/f{f}' if f % 2 else f'd{d}/f{f}', 'w') as fh:\n"
+      "            fh.write(f'{d}-{f}\\n')\n"
+      "EOF\n"
+      "git init -q -b main; git add .; git -c user.name=Host -c user.email=host@ksbox commit -qm tree");
+  ASSERT_OK(r);
+  r = host("grep 'Max open files' /proc/" + std::to_string(sb_->vmm().pid()) + "/limits");
+  ASSERT_OK(r);
+  EXPECT_NE(r.out.find(" 256 "), std::string::npos) << r.out;
+  r = sh("set -e; find /workspace -type f -not -path '*/.git/*' | wc -l; "
+         "find /workspace -type f -not -path '*/.git/*' -print0 | xargs -0 stat -c '%s' | wc -l; "
+         "cat d7/f40 d19/sub/f99; git status --porcelain | wc -l; "
+         "echo more >> d3/f0; mv d5 d5-moved; st=$(git status --porcelain); "
+         "echo \"$st\" | grep -c '^ D d5/'; echo \"$st\" | grep -v '^ D d5/'; cat d5-moved/sub/f1");
+  ASSERT_OK(r);
+  EXPECT_EQ(r.out, "2000\n" "2000\n" "7-40\n19-99\n0\n100\n M d3/f0\n?? d5-moved/\n5-1\n");
+  EXPECT_EQ(read_file(ws("d3/f0")), "3-0\nmore\n");
+  EXPECT_TRUE(fs::exists(ws("d5-moved/sub/f99")));
+}
+
 TEST_F(FsTest, OTmpfileThenLinkatNamesTheFile) {
   boot();
   auto r = sh("fs_probe tmpfile /workspace named 'made unnamed'");

@@ -46,6 +46,11 @@ Sandbox::Sandbox(const SandboxOptions& opts) : dir_(make_temp_dir()) {
     argv.push_back("workspace=" + workspace() + (opts.workspace_read_only ? ":ro" : ""));
   }
   argv.insert(argv.end(), opts.vmm_args.begin(), opts.vmm_args.end());
+  if (opts.fd_limit) {
+    const std::string n = std::to_string(opts.fd_limit);
+    argv.insert(argv.begin(),
+                {"/usr/bin/setpriv", "--bounding-set", "-sys_resource", "/usr/bin/prlimit", "--nofile=" + n + ":" + n, "--"});
+  }
   vmm_ = std::make_unique<BackgroundProcess>(argv, console_);
 }
 

@@ -23,6 +23,9 @@ struct SandboxOptions {
   // mounts it on /workspace); ":ro" appended when read-only.
   bool workspace = false;
   bool workspace_read_only = false;
+  // When nonzero, the VMM runs with RLIMIT_NOFILE N (soft and hard) and
+  // without CAP_SYS_RESOURCE, so it cannot raise the limit again.
+  unsigned fd_limit = 0;
 };
 
 std::string cli_path();
