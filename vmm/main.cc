@@ -66,8 +66,9 @@ int main(int argc, char** argv) {
       ->type_name("TAG=HOSTDIR[:ro]");
   app.add_option("--share-cache", cfg.share_cache,
                  "what the guest may cache of the shares: 'auto' (names and attributes for 1 s, file pages "
-                 "while open: host edits show up), 'always' (kept until the guest drops them: only the guest "
-                 "edits), 'never' (every access asks the host; no shared mmap)")
+                 "while open: host edits show up), 'always' (kept until the guest drops them, and the guest's "
+                 "writeback cache gathers small writes: only the guest edits), 'never' (every access asks the "
+                 "host; no shared mmap)")
       ->check(CLI::IsMember({"never", "auto", "always"}))
       ->capture_default_str();
   app.add_option("--fs-io", cfg.fs_io,

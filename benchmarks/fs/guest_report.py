@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Summarises benchmarks/fs/run-guest: reads the FSBENCH lines of the three
-logs (ksbox-vmm's console, QEMU's console, the native run), prints per-side
-checks, a header and the RESULT lines (medians over the passes):
+"""Summarises benchmarks/fs/run-guest: reads the FSBENCH lines of the logs
+of the sides that ran (ksbox-vmm's console, QEMU's console, the native run,
+ksbox-vmm with --share-cache always), prints per-side checks, a header and
+the RESULT lines (medians over the passes):
   RESULT <metric> ksbox=… peer=qemu-9p:… ratio=ksbox/peer
   RESULT <metric>_vs_native ksbox=… peer=native:… ratio=ksbox/peer
+  RESULT <metric>_always ksbox=<always> peer=ksbox-auto:… ratio=always/auto
 Times are in ms (lower is better); seq_* in MiB/s and rand_* in IOPS (higher
 is better). Exits 1 when a side did not finish."""
 import argparse
 import statistics
 import sys
 
-TIMED = ["find_files", "stat_files", "git_status", "untar", "rm_tree"]
+TIMED = ["find_files", "stat_files", "git_status", "untar", "rm_tree", "small_write"]
 RATES = ["seq_write", "seq_read", "rand_read", "rand_write"]
 
 
@@ -62,15 +64,22 @@ def main():
     ap.add_argument("--randops", type=int, required=True)
     ap.add_argument("--where", required=True)
     ap.add_argument("--qemu-model", default="mapped")
+    ap.add_argument("--smallkib", type=int, default=1024)
+    ap.add_argument("--sides", default="ksbox,qemu,native")
     ap.add_argument("ksbox")
     ap.add_argument("qemu")
     ap.add_argument("native")
+    ap.add_argument("always", nargs="?")
     args = ap.parse_args()
 
+    ran = args.sides.split(",")
     sides = {}
     ok = True
     sys.stdout.flush()
-    for name, path in (("ksbox", args.ksbox), ("qemu-9p", args.qemu), ("native", args.native)):
+    for name, side, path in (("ksbox", "ksbox", args.ksbox), ("qemu-9p", "qemu", args.qemu),
+                             ("native", "native", args.native), ("ksbox-always", "ksbox-always", args.always)):
+        if side not in ran or not path:
+            continue
         steps, checks, done, fail, lines = parse(path)
         print(f"# {name}: {'; '.join(checks) or 'no checks'}", file=sys.stderr)
         if not done:
@@ -81,16 +90,20 @@ def main():
         sides[name] = values(steps, args)
 
     print(f"# fs in-guest benchmark: {args.reps} passes per side in one boot each (medians), {args.where}; "
-          f"{args.files} files, {args.mib} MiB sequential, {args.randops} random 4 KiB requests; "
+          f"{args.files} files, {args.mib} MiB sequential, {args.randops} random 4 KiB requests, "
+          f"{args.smallkib} KiB in 128-byte writes; "
           "guests: 1 vCPU, 1 GiB, caches dropped before each step; "
           f"qemu-9p: security_model={args.qemu_model}, msize=512000, cache=none; ms lower is better, MiB/s and IOPS higher is better")
-    for peer in ("qemu-9p", "native"):
-        suffix = "" if peer == "qemu-9p" else "_vs_native"
+    for ours, peer, suffix in (("ksbox", "qemu-9p", ""), ("ksbox", "native", "_vs_native"),
+                               ("ksbox-always", "ksbox", "_always")):
+        if ours not in sides or peer not in sides:
+            continue
+        label = "ksbox-auto" if peer == "ksbox" else peer
         for m in TIMED + RATES:
-            k, p = sides["ksbox"].get(m), sides[peer].get(m)
+            k, p = sides[ours].get(m), sides[peer].get(m)
             if not k or not p:
                 continue
-            print(f"RESULT {m}{suffix} ksbox={fmt(*k)} peer={peer}:{fmt(*p)} ratio={k[0] / p[0]:.3f}")
+            print(f"RESULT {m}{suffix} ksbox={fmt(*k)} peer={label}:{fmt(*p)} ratio={k[0] / p[0]:.3f}")
     return 0 if ok else 1
 
 

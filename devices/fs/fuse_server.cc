@@ -110,7 +110,10 @@ size_t FuseServer::do_init(Ctx& c) {
   io.major = FUSE_KERNEL_VERSION;
   io.minor = std::min<uint32_t>(ii.minor, FUSE_KERNEL_MINOR_VERSION);
   io.max_readahead = std::min(ii.max_readahead, kMaxReadahead);
-  io.flags = ii.flags & kInitFlags;
+  // The writeback cache only where the share's cache policy allows it.
+  const uint32_t offered = kInitFlags | (fs_->options().writeback ? FUSE_WRITEBACK_CACHE : 0);
+  io.flags = ii.flags & offered;
+  fs_->set_writeback((io.flags & FUSE_WRITEBACK_CACHE) != 0);
   io.max_background = 64;
   io.congestion_threshold = 48;
   io.max_write = kMaxWrite;

@@ -55,6 +55,7 @@ PassthroughOptions PassthroughOptions::with_cache(CachePolicy policy) const {
   o.cache = policy;
   constexpr uint32_t kDay = 86400;
   o.entry_timeout_s = o.attr_timeout_s = policy == CachePolicy::kNever ? 0 : policy == CachePolicy::kAuto ? 1 : kDay;
+  o.writeback = policy == CachePolicy::kAlways;
   return o;
 }
 
@@ -90,6 +91,18 @@ UniqueFd Passthrough::reopen(int path_fd, int flags) const {
   // Callers checked the type on the O_PATH fd; the magic link reaches that
   // same inode, whatever happened to its name since.
   return UniqueFd(::openat(proc_self_fd_.get(), proc_name(path_fd).c_str(), flags | O_CLOEXEC | O_NOCTTY));
+}
+
+int Passthrough::host_flags(uint32_t flags) const {
+  int f = static_cast<int>(flags) & kOpenFlagsPassed;
+  if (writeback_) {
+    // The guest's page cache fills partly written pages by reading, so a
+    // write-only file is opened read-write; and the guest places appends
+    // itself (at its own idea of the end), so O_APPEND must not move them.
+    f &= ~O_APPEND;
+    if ((f & O_ACCMODE) == O_WRONLY) f = (f & ~O_ACCMODE) | O_RDWR;
+  }
+  return f;
 }
 
 int Passthrough::stat_fd(int path_fd, struct stat& st) {
@@ -323,7 +336,12 @@ int Passthrough::open(uint64_t nodeid, uint32_t flags, uint64_t& fh) {
   if (S_ISDIR(st.st_mode)) return -EISDIR;
   if (S_ISLNK(st.st_mode)) return -ELOOP;
   if (!S_ISREG(st.st_mode)) return -EACCES;  // device, FIFO, socket: never opened on the host
-  UniqueFd fd = reopen(node->get(), static_cast<int>(flags) & kOpenFlagsPassed);
+  UniqueFd fd = reopen(node->get(), host_flags(flags));
+  if (!fd && errno == EACCES && (flags & O_ACCMODE) == O_WRONLY && writeback_) {
+    // A file the VMM's user may write but not read: as asked, and partial
+    // page writes to it fail in the guest rather than the open.
+    fd = reopen(node->get(), (host_flags(flags) & ~O_ACCMODE) | O_WRONLY);
+  }
   if (!fd) return -errno;
   return add_handle(std::move(fd), false, fh);
 }
@@ -362,7 +380,7 @@ int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, 
   if (int r = inodes_.fd(parent, dir)) return r;
   if (opts_.read_only) return -EROFS;
   if ((flags & O_ACCMODE) == O_ACCMODE) return -EINVAL;
-  const int base = static_cast<int>(flags) & kOpenFlagsPassed;
+  const int base = host_flags(flags);
   // O_EXCL always: an existing name (perhaps a FIFO the host put there) is
   // never opened by create itself.
   UniqueFd fd = open_beneath(dir->get(), name, base | O_CREAT | O_EXCL | O_NOCTTY, mode & kModeMask & 0777);

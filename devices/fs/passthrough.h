@@ -45,7 +45,8 @@ namespace ksbox::devices::fs {
 enum class CachePolicy : uint8_t {
   kNever,   // no name/attribute timeouts, direct I/O: every access asks the host
   kAuto,    // 1 s timeouts; the page cache is kept only while a file stays open
-  kAlways,  // long timeouts, pages and directories kept across opens: only the guest edits
+  kAlways,  // long timeouts, pages and directories kept across opens, writeback
+            // cache: only the guest edits
 };
 // Parses "never", "auto", "always"; throws ksbox::Error naming the choices.
 CachePolicy parse_cache_policy(std::string_view s);
@@ -58,6 +59,10 @@ struct PassthroughOptions {
   size_t max_handles = 4096;    // open files and directories together
   uint32_t entry_timeout_s = 1;
   uint32_t attr_timeout_s = 1;
+  // Offer FUSE_WRITEBACK_CACHE: the guest keeps small writes in its page
+  // cache and sends them in large batches, and it owns the size and mtime
+  // of files it writes (a host edit of a cached file's size is not seen).
+  bool writeback = false;
   // Ownership as the guest sees it. The VMM runs as one unprivileged host
   // user: its files appear as guest_uid/guest_gid (the sandbox user), every
   // other owner as kOverflowId, so a host file of someone else never looks
@@ -88,6 +93,9 @@ class Passthrough {
   Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine);
 
   const PassthroughOptions& options() const { return opts_; }
+  // Whether this session runs with the guest's writeback cache (INIT).
+  void set_writeback(bool on) { writeback_ = on; }
+  bool writeback() const { return writeback_; }
   bool known(uint64_t nodeid) const { return inodes_.known(nodeid); }
   size_t inode_count() const { return inodes_.size(); }
   size_t open_inode_fds() const { return inodes_.open_fds(); }
@@ -171,6 +179,8 @@ class Passthrough {
   };
 
   UniqueFd reopen(int path_fd, int flags) const;
+  // The host's open flags for the guest's `flags` (see kOpenFlagsPassed).
+  int host_flags(uint32_t flags) const;
   static std::string proc_name(int path_fd) { return std::to_string(path_fd); }
   // The entry for `name` in the directory `dirfd` (the node `parent`).
   int entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out);
@@ -203,6 +213,7 @@ class Passthrough {
   InodeTable inodes_;
   std::unordered_map<uint64_t, Handle> handles_;
   uint64_t next_fh_ = 1;
+  bool writeback_ = false;
 };
 
 }  // namespace ksbox::devices::fs

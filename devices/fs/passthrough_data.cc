@@ -40,7 +40,7 @@ int Passthrough::tmpfile(uint64_t parent, uint32_t flags, uint32_t mode, fuse_en
   const uint32_t acc = flags & O_ACCMODE;
   if (acc != O_WRONLY && acc != O_RDWR) return -EINVAL;  // O_TMPFILE needs write access
   // O_EXCL is kept: the host then refuses to link the file, as Linux does.
-  const int base = static_cast<int>(flags) & (kOpenFlagsPassed & ~O_TRUNC);
+  const int base = host_flags(flags) & ~O_TRUNC;
   const int excl = static_cast<int>(flags) & O_EXCL;
   UniqueFd fd = open_beneath(dir->get(), ".", base | excl | O_TMPFILE | O_NOCTTY, mode & kModeMask & 0777);
   if (!fd) return -errno;
@@ -66,6 +66,12 @@ int Passthrough::lseek(uint64_t fh, uint64_t offset, uint32_t whence, uint64_t& 
     case SEEK_SET: case SEEK_CUR: case SEEK_END: case SEEK_DATA: case SEEK_HOLE: break;
     default: return -EINVAL;
   }
+  // With the writeback cache the guest's newest data may not have reached
+  // the host yet, and the kernel does not flush before LSEEK: the host would
+  // place holes (and the end of file) wrongly. ENOSYS makes the guest answer
+  // SEEK_DATA/SEEK_HOLE itself for this session: all data, the one hole at
+  // its own end of file (holes are optional in POSIX).
+  if (writeback_ && (whence == SEEK_DATA || whence == SEEK_HOLE)) return -ENOSYS;
   // The offset is the kernel's loff_t; the host judges its sign per whence.
   const off_t r = ::lseek(h->fd.get(), static_cast<off_t>(offset), static_cast<int>(whence));
   if (r < 0) return -errno;

@@ -123,15 +123,23 @@ int sparse(const std::string& path) {
   write_all(fd, block.data(), page, 0);
   write_all(fd, block.data(), page, 3 * mib);
   const off_t hole = ::lseek(fd, 0, SEEK_HOLE);
-  check(hole == page, "SEEK_HOLE after the first block (got " + std::to_string(hole) + ")");
-  check(::lseek(fd, page, SEEK_DATA) == 3 * mib, "SEEK_DATA finds the second block");
-  check(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, page) == 0, "punch hole");
-  check(::lseek(fd, 0, SEEK_DATA) == 3 * mib, "SEEK_DATA skips the punched block");
+  // Without hole reporting (a FUSE server answering LSEEK with ENOSYS, as
+  // ksbox does under its writeback cache) everything is data up to the end.
+  const bool holes = hole != 3 * mib + page;
+  if (holes) {
+    check(hole == page, "SEEK_HOLE after the first block (got " + std::to_string(hole) + ")");
+    check(::lseek(fd, page, SEEK_DATA) == 3 * mib, "SEEK_DATA finds the second block");
+    check(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, page) == 0, "punch hole");
+    check(::lseek(fd, 0, SEEK_DATA) == 3 * mib, "SEEK_DATA skips the punched block");
+  } else {
+    check(::lseek(fd, page, SEEK_DATA) == page, "SEEK_DATA without holes");
+    check(::lseek(fd, 3 * mib + page, SEEK_DATA) < 0 && errno == ENXIO, "SEEK_DATA at the end");
+  }
   check(::fallocate(fd, 0, 3 * mib + page, mib - page) == 0, "fallocate");
   struct stat st {};
   check(::fstat(fd, &st) == 0 && st.st_size == 4 * mib, "size after fallocate");
   ::close(fd);
-  std::puts("ok");
+  std::puts(holes ? "ok" : "ok (no holes)");
   return 0;
 }
 

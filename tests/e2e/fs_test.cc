@@ -42,6 +42,7 @@ class FsTest : public GuestTest {
   void boot(SandboxOptions opts = {}) {
     opts.workspace = true;
     opts.memory_mib = 1024;
+    opts.vmm_args.insert(opts.vmm_args.end(), {"--share-cache", cache_});
     GuestTest::boot(opts);
   }
   // sh -c SCRIPT in the guest, as the sandbox user unless `user` says otherwise.
@@ -49,7 +50,21 @@ class FsTest : public GuestTest {
     return sb_->exec({"sh", "-c", script}, {"-u", user, "-w", "/workspace"}, {.timeout = std::chrono::seconds(300)});
   }
   std::string ws(const std::string& rel = "") const { return sb_->workspace() + (rel.empty() ? "" : "/" + rel); }
+
+  std::string cache_ = "auto";
 };
+
+// The tests that do not need host edits to show up in a running guest run
+// under both cache policies: 'auto' (the default) and 'always' (with the
+// guest's writeback cache).
+class FsCacheTest : public FsTest, public ::testing::WithParamInterface<const char*> {
+ protected:
+  void SetUp() override {
+    cache_ = GetParam();
+    FsTest::SetUp();
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Cache, FsCacheTest, ::testing::Values("auto", "always"));
 
 #define EXPECT_OK(r) EXPECT_EQ((r).exit_code, 0) << sb_->describe(r)
 #define ASSERT_OK(r) ASSERT_EQ((r).exit_code, 0) << sb_->describe(r)
@@ -91,7 +106,7 @@ TEST_F(FsTest, GitWorksInTheGuestAndTheHostSeesTheCommits) {
   EXPECT_EQ(r.out, "from the host\nfrom the guest\nhost\n");
 }
 
-TEST_F(FsTest, UntarOfAThousandFilesMatchesOnTheHost) {
+TEST_P(FsCacheTest, UntarOfAThousandFilesMatchesOnTheHost) {
   // Made on the host, packed, unpacked in the guest, compared on the host.
   boot();
   auto r = host(
@@ -148,7 +163,7 @@ TEST_F(FsTest, ThousandsOfFilesWithTheVmmLimitedTo256Fds) {
   EXPECT_TRUE(fs::exists(ws("d5-moved/sub/f99")));
 }
 
-TEST_F(FsTest, OTmpfileThenLinkatNamesTheFile) {
+TEST_P(FsCacheTest, OTmpfileThenLinkatNamesTheFile) {
   boot();
   auto r = sh("fs_probe tmpfile /workspace named 'made unnamed'");
   ASSERT_OK(r);
@@ -156,7 +171,7 @@ TEST_F(FsTest, OTmpfileThenLinkatNamesTheFile) {
   EXPECT_EQ(read_file(ws("named")), "made unnamed");
 }
 
-TEST_F(FsTest, RenameSemantics) {
+TEST_P(FsCacheTest, RenameSemantics) {
   boot();
   write_file(ws("a"), "A");
   write_file(ws("b"), "B");
@@ -173,7 +188,7 @@ TEST_F(FsTest, RenameSemantics) {
   EXPECT_FALSE(fs::exists(ws("d1/inner")));
 }
 
-TEST_F(FsTest, FileSemanticsToolsRelyOn) {
+TEST_P(FsCacheTest, FileSemanticsToolsRelyOn) {
   boot();
   write_file(ws("src"), std::string(300000, 'x') + "end");
   // The guest sees what the host file system offers: L1's tmpfs (Linux 6.1)
@@ -187,14 +202,17 @@ TEST_F(FsTest, FileSemanticsToolsRelyOn) {
               "fs_probe locks l; ln src hard; ln -s src soft; readlink soft; stat -c %h src; "
               "truncate -s 5 dst; touch -d '2001-02-03 04:05:06' src; stat -c %Y src");
   ASSERT_OK(r);
-  EXPECT_EQ(r.out, std::string("ok\n") + (host_xattrs ? "ok" : "unsupported") + "\nok\nok\nok\nsrc\n2\n981173106\n")
+  // Under the writeback cache the guest answers SEEK_DATA/SEEK_HOLE itself.
+  const std::string sparse = cache_ == "always" ? "ok (no holes)" : "ok";
+  EXPECT_EQ(r.out, std::string("ok\n") + (host_xattrs ? "ok" : "unsupported") + "\n" + sparse +
+                       "\nok\nok\nsrc\n2\n981173106\n")
       << sb_->describe(r);
   EXPECT_EQ(read_file(ws("dst")), "xxxxx");
   EXPECT_EQ(read_file(ws("hard")).size(), 300003u);
   EXPECT_EQ(fs::read_symlink(ws("soft")), "src");
 }
 
-TEST_F(FsTest, ConcurrentWritersLoseNothing) {
+TEST_P(FsCacheTest, ConcurrentWritersLoseNothing) {
   constexpr unsigned kWriters = 8, kMib = 4;
   boot();
   auto r = sh("mkdir cw && fs_probe writers /workspace/cw 8 4");
@@ -212,6 +230,25 @@ TEST_F(FsTest, ConcurrentWritersLoseNothing) {
     const auto w = static_cast<unsigned>((i / block) % kWriters);
     ASSERT_EQ(shared[i], pattern(w, i)) << "shared byte " << i;
   }
+}
+
+TEST_P(FsCacheTest, SmallWritesAppendsAndPartialPagesOfWriteOnlyFiles) {
+  boot();
+  write_file(ws("wo"), "xxxxxxxxxx");
+  // 1 MiB in 17-byte writes; appends through separate opens; 2 bytes into
+  // the middle of a file opened write-only (the writeback cache reads the
+  // rest of the page first).
+  auto r = sh("set -e; yes 0123456789abcdef | head -c 1048576 > log; stat -c %s log; "
+              "for i in 1 2 3; do echo line$i >> app; done; "
+              "printf AB | dd of=wo bs=1 seek=4 conv=notrunc 2>/dev/null; cat wo; echo; cat app");
+  ASSERT_OK(r);
+  EXPECT_EQ(r.out, "1048576\nxxxxABxxxx\nline1\nline2\nline3\n");
+  const std::string log = read_file(ws("log"));
+  ASSERT_EQ(log.size(), 1048576u);
+  EXPECT_EQ(log.substr(0, 17), "0123456789abcdef\n");
+  EXPECT_EQ(log.substr(1048576 - 1048576 % 17), "0123456789abcdef");  // cut mid-line
+  EXPECT_EQ(read_file(ws("wo")), "xxxxABxxxx");
+  EXPECT_EQ(read_file(ws("app")), "line1\nline2\nline3\n");
 }
 
 TEST_F(FsTest, OneGibFileWrittenInTheGuestChecksumsOnTheHost) {

@@ -3,7 +3,9 @@
 //
 // Input: byte 0 = flags (bit 0: send a valid INIT first; bit 1: fix up each
 // request's fuse_in_header.len to the bytes that arrive, so mutations get
-// past the length check; bit 2: a read-only share). Then records: u16 request length, u16 reply space,
+// past the length check; bit 2: a read-only share; bit 3: a 2-fd O_PATH
+// cache, so inodes are re-opened by name; bit 4: the writeback cache
+// offered). Then records: u16 request length, u16 reply space,
 // u8 split (low nibble: readable chunk size - 1, high nibble: where the
 // writable space splits), then the request bytes (header + arguments).
 // Nodeids and file handles are small sequential numbers (root = 1), so
@@ -161,6 +163,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opts.max_handles = 16;
   // A tiny O_PATH fd cache makes most requests re-open their inodes by name.
   opts.max_fds = (flags & 8) ? 2 : 64;
+  opts.writeback = (flags & 16) != 0;  // offered, and the INIT below asks for it
   opts.read_only = (flags & 4) != 0;
   FuseServer server(std::make_unique<Passthrough>((e.dir / "share").string(), opts, nullptr));
   if (flags & 1) {
@@ -172,11 +175,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuse_init_in ii{};
     ii.major = 7;
     ii.minor = 38;
-    ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_INIT_EXT;
+    ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_WRITEBACK_CACHE;
     std::memcpy(init.data(), &h, sizeof h);
     std::memcpy(init.data() + sizeof h, &ii, sizeof ii);
     send(server, std::move(init), 4096, 0x30, false);
     CHECK(server.initialized());
+    CHECK(server.fs().writeback() == opts.writeback);
   }
   for (int i = 0; i < 64 && !in.empty(); ++i) {
     const auto len = in.take<uint16_t>();

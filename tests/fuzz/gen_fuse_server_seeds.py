@@ -3,9 +3,9 @@
 fuse_server_fuzz.cc) into corpus/fuse_server/ next to this script: the ops
 beyond the core set (TMPFILE, xattrs, MKNOD, ACCESS, FALLOCATE, LSEEK,
 COPY_FILE_RANGE, INTERRUPT), renames and unlinks with a tiny O_PATH fd
-cache (TINY_FDS: inodes re-opened by name), chown under the uid mapping, a
-read-only share
-and malformed forms of the new requests. The core seeds (init, lookup_getattr,
+cache (TINY_FDS: inodes re-opened by name), opens under the writeback
+cache (WRITEBACK), chown under the uid mapping, a read-only share and
+malformed forms of the new requests. The core seeds (init, lookup_getattr,
 open_read, readdir, malformed) predate this script and are kept as they are.
 
 The fuzzer's share: f ("hello world"), d/, d/g, fifo, and symlinks up, abs.
@@ -17,7 +17,7 @@ import struct
 
 OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "fuse_server"
 
-SEND_INIT, FIX_LEN, READ_ONLY, TINY_FDS = 1, 2, 4, 8
+SEND_INIT, FIX_LEN, READ_ONLY, TINY_FDS, WRITEBACK = 1, 2, 4, 8, 16
 
 LOOKUP, GETATTR, SETATTR, MKNOD, UNLINK, LINK, OPEN, READ, WRITE = 1, 3, 4, 8, 10, 13, 14, 15, 16
 RENAME2 = 45
@@ -25,7 +25,7 @@ FUSE_GETATTR_FH, RENAME_EXCHANGE = 1, 2
 SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR = 21, 22, 23, 24
 ACCESS, CREATE, INTERRUPT, FALLOCATE, LSEEK, COPY_FILE_RANGE, TMPFILE = 34, 35, 36, 43, 46, 47, 51
 
-O_WRONLY, O_RDWR, O_EXCL, O_TMPFILE = 0o1, 0o2, 0o200, 0o20200000
+O_WRONLY, O_RDWR, O_EXCL, O_APPEND, O_TMPFILE = 0o1, 0o2, 0o200, 0o2000, 0o20200000
 S_IFIFO, S_IFCHR, S_IFREG, S_IFSOCK = 0o010000, 0o020000, 0o100000, 0o140000
 KEEP_SIZE, PUNCH_HOLE, COLLAPSE_RANGE, ZERO_RANGE = 1, 2, 8, 0x10
 SEEK_END, SEEK_DATA, SEEK_HOLE = 2, 3, 4
@@ -187,6 +187,15 @@ def seeds():
         req(GETATTR, 5, struct.pack("<IIQ", 0, 0, 0)),
         req(RENAME2, 1, struct.pack("<QII", 2, 0, 0) + cstr("d") + cstr("inside")),
         req(LOOKUP, 2, cstr("fifo")))
+    # f = 2: opened write-only (read-write on the host) and with O_APPEND.
+    s["writeback_open"] = seed(
+        SEND_INIT | WRITEBACK,
+        req(LOOKUP, 1, cstr("f")),
+        req(OPEN, 2, struct.pack("<II", O_WRONLY, 0)),
+        req(READ, 2, struct.pack("<QQIIQII", 1, 0, 64, 0, 0, 0, 0)),
+        req(OPEN, 2, struct.pack("<II", O_WRONLY | O_APPEND, 0)),
+        req(WRITE, 2, write_in(2, 0, b"HE")),
+        req(CREATE, 1, create_in(O_WRONLY | O_APPEND, S_IFREG | 0o644) + cstr("w")))
     return s
 
 
