@@ -2,6 +2,8 @@
 // both sides include this header. "ksbox.shares=TAG,TAG,...": the virtio-fs
 // tags the VMM serves; the agent mounts `workspace` on /workspace and every
 // other one on /mnt/TAG. ("ksbox.net=": guest-image/agent/net_params.h.)
+// "ksbox.root=" / "ksbox.overlay=": the disks the agent makes the root of
+// (guest-image/agent/root_disk.h); `ksbox run` names them by serial.
 #pragma once
 
 #include <algorithm>
@@ -27,6 +29,15 @@ inline std::optional<std::string_view> last_param(std::string_view cmdline, std:
 }
 
 inline constexpr std::string_view kSharesParam = "ksbox.shares=";
+
+inline constexpr std::string_view kRootParam = "ksbox.root=";
+inline constexpr std::string_view kOverlayParam = "ksbox.overlay=";
+// A disk named by its virtio-blk serial ("serial:ID") rather than by the
+// /dev/vdX name its place in the --disk order gives it.
+inline constexpr std::string_view kSerialPrefix = "serial:";
+// The serials `ksbox run` gives the shared base and the sandbox's layer.
+inline constexpr std::string_view kRootDiskSerial = "ksbox-root";
+inline constexpr std::string_view kLayerDiskSerial = "ksbox-layer";
 
 // A tag that is safe as a directory name: 1..36 of [A-Za-z0-9._-], not "."
 // or "..". The VMM only announces such tags.
