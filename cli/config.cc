@@ -122,7 +122,7 @@ SandboxConfig parse_config(std::string_view json_text, std::string_view source_n
   constexpr uint64_t kMaxUnsigned = std::numeric_limits<unsigned>::max();
   r.members(root, "",
             {"name", "memory_mib", "vcpus", "network", "allow", "env", "forward_agent_keys", "shares", "sync_mode",
-             "idle_seconds", "workspace", "git_name", "git_email", "hooks"},
+             "idle_seconds", "workspace", "image", "disk_size", "git_name", "git_email", "hooks"},
             [&](const std::string& k, const std::string& path, const Json& v) {
               if (k == "name") {
                 c.name = r.string(v, path);
@@ -169,6 +169,15 @@ SandboxConfig parse_config(std::string_view json_text, std::string_view source_n
                 c.idle_seconds = static_cast<unsigned>(r.whole_number(v, path, kMaxUnsigned));
               } else if (k == "workspace") {
                 c.workspace = r.mode(v, path, parse_workspace_mode, workspace_mode_names());
+              } else if (k == "image") {
+                c.image = r.mode(v, path, parse_image_kind, image_kind_names());
+              } else if (k == "disk_size") {
+                c.disk_size.reset();
+                if (!v.is_null()) {
+                  const std::string text = r.string(v, path);
+                  c.disk_size = parse_disk_size(text);
+                  if (!c.disk_size) r.fail(path, fmt::format("'{}' is not a size such as \"8G\" or \"512M\"", text));
+                }
               } else if (k == "git_name" || k == "git_email") {
                 auto& field = k == "git_name" ? c.git_name : c.git_email;
                 field.reset();
@@ -222,6 +231,8 @@ std::string to_json(const SandboxConfig& c, int indent) {
       {"sync_mode", to_string(c.sync_mode)},
       {"idle_seconds", c.idle_seconds},
       {"workspace", to_string(c.workspace)},
+      {"image", to_string(c.image)},
+      {"disk_size", c.disk_size ? Json(format_disk_size(*c.disk_size)) : Json(nullptr)},
       {"git_name", optional_value(c.git_name)},
       {"git_email", optional_value(c.git_email)},
       {"hooks",

@@ -25,6 +25,9 @@ class ConfigError : public Error {
 enum class NetworkMode { kOff, kUser, kFiltered };
 enum class SyncMode { kManual, kAutoCommit, kAutoIdle };
 enum class WorkspaceMode { kClone, kLive };  // live: share the project dir itself, read-write
+// What the guest boots: the Debian root disk when the image is there (auto),
+// always it (rootfs: an error without it), or the initramfs alone.
+enum class ImageKind { kAuto, kRootfs, kInitramfs };
 
 // An extra virtio-fs share besides the workspace.
 struct ShareSpec {
@@ -52,6 +55,8 @@ struct SandboxConfig {
   SyncMode sync_mode = SyncMode::kManual;
   unsigned idle_seconds = 300;  // auto-idle: how long the workspace must be quiet
   WorkspaceMode workspace = WorkspaceMode::kClone;
+  ImageKind image = ImageKind::kAuto;
+  std::optional<uint64_t> disk_size;  // bytes of the writable layer; nullopt = kDefaultDiskSize
   std::optional<std::string> git_name, git_email;  // identity of guest commits (default: the host's)
   Hooks hooks;
   bool operator==(const SandboxConfig&) const = default;
@@ -59,6 +64,10 @@ struct SandboxConfig {
 
 inline constexpr const char* kConfigFileName = ".ksbox.json";
 inline constexpr uint64_t kMinMemoryMiB = 256;
+// The writable layer is a sparse file: its size is a limit, not an allocation.
+inline constexpr uint64_t kDefaultDiskSize = uint64_t{8} << 30;
+inline constexpr uint64_t kMinDiskSize = uint64_t{256} << 20;
+inline constexpr uint64_t kMaxDiskSize = uint64_t{16} << 40;
 inline constexpr unsigned kMaxIdleSeconds = 7 * 24 * 3600;
 // The tag of the workspace share (the agent mounts it at /workspace).
 inline constexpr std::string_view kWorkspaceTag = "workspace";
@@ -114,8 +123,17 @@ Resources resolve_resources(const SandboxConfig& config, uint64_t host_memory_mi
 std::string_view to_string(NetworkMode mode);  // "off", "user", "filtered"
 std::string_view to_string(SyncMode mode);     // "manual", "auto-commit", "auto-idle"
 std::string_view to_string(WorkspaceMode mode);  // "clone", "live"
+std::string_view to_string(ImageKind kind);      // "auto", "rootfs", "initramfs"
 std::optional<NetworkMode> parse_network_mode(std::string_view text);
 std::optional<SyncMode> parse_sync_mode(std::string_view text);
 std::optional<WorkspaceMode> parse_workspace_mode(std::string_view text);
+std::optional<ImageKind> parse_image_kind(std::string_view text);
+
+// A disk size: a whole number with a binary unit suffix M, G or T ("8G",
+// "512M"; "MiB"/"GiB"/"TiB" and lower case also taken). nullopt when it is
+// not one; the range (kMinDiskSize..kMaxDiskSize) is check_values's.
+std::optional<uint64_t> parse_disk_size(std::string_view text);
+// "2T" or "8G" when whole TiB or GiB, else "NM".
+std::string format_disk_size(uint64_t bytes);
 
 }  // namespace ksbox::cli

@@ -23,5 +23,6 @@ std::optional<std::string> name_problem(std::string_view name);
 std::string network_mode_names();
 std::string sync_mode_names();
 std::string workspace_mode_names();
+std::string image_kind_names();
 
 }  // namespace ksbox::cli

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <set>
 #include <utility>
 
@@ -43,6 +44,9 @@ constexpr std::array kSyncModes = {std::pair{SyncMode::kManual, std::string_view
                                    std::pair{SyncMode::kAutoIdle, std::string_view{"auto-idle"}}};
 constexpr std::array kWorkspaceModes = {std::pair{WorkspaceMode::kClone, std::string_view{"clone"}},
                                         std::pair{WorkspaceMode::kLive, std::string_view{"live"}}};
+constexpr std::array kImageKinds = {std::pair{ImageKind::kAuto, std::string_view{"auto"}},
+                                    std::pair{ImageKind::kRootfs, std::string_view{"rootfs"}},
+                                    std::pair{ImageKind::kInitramfs, std::string_view{"initramfs"}}};
 
 // A DNS name of 1..253 bytes, labels of 1..63 letters, digits and inner '-'.
 bool is_domain(std::string_view d) {
@@ -72,15 +76,38 @@ bool is_one_line(std::string_view s) { return s.find_first_of(std::string_view("
 std::string_view to_string(NetworkMode mode) { return enum_name(kNetworkModes, mode); }
 std::string_view to_string(SyncMode mode) { return enum_name(kSyncModes, mode); }
 std::string_view to_string(WorkspaceMode mode) { return enum_name(kWorkspaceModes, mode); }
+std::string_view to_string(ImageKind kind) { return enum_name(kImageKinds, kind); }
 std::optional<NetworkMode> parse_network_mode(std::string_view text) { return parse_enum(kNetworkModes, text); }
 std::optional<SyncMode> parse_sync_mode(std::string_view text) { return parse_enum(kSyncModes, text); }
 std::optional<WorkspaceMode> parse_workspace_mode(std::string_view text) {
   return parse_enum(kWorkspaceModes, text);
 }
 
+std::optional<ImageKind> parse_image_kind(std::string_view text) { return parse_enum(kImageKinds, text); }
+
+std::optional<uint64_t> parse_disk_size(std::string_view text) {
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc{} || end == text.data()) return std::nullopt;
+  std::string unit(end, text.data() + text.size());
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.ends_with("IB")) unit.resize(unit.size() - 2);
+  const int shift = unit == "M" ? 20 : unit == "G" ? 30 : unit == "T" ? 40 : -1;
+  if (shift < 0 || n > (uint64_t{1} << (63 - shift))) return std::nullopt;
+  return n << shift;
+}
+
+std::string format_disk_size(uint64_t bytes) {
+  constexpr uint64_t kGiB = uint64_t{1} << 30, kTiB = uint64_t{1} << 40;
+  if (bytes % kTiB == 0 && bytes > 0) return fmt::format("{}T", bytes / kTiB);
+  if (bytes % kGiB == 0) return fmt::format("{}G", bytes / kGiB);
+  return fmt::format("{}M", bytes >> 20);
+}
+
 std::string network_mode_names() { return "off, user, filtered"; }
 std::string sync_mode_names() { return "manual, auto-commit, auto-idle"; }
 std::string workspace_mode_names() { return "clone, live"; }
+std::string image_kind_names() { return "auto, rootfs, initramfs"; }
 
 std::optional<std::string> name_problem(std::string_view name) {
   if (!name.empty() && name.size() <= kMaxNameBytes && is_lower_alnum(name.front()) &&
@@ -173,6 +200,9 @@ void check_values(const SandboxConfig& c, const KeyErrorFn& fail) {
   }
   if (c.idle_seconds == 0 || c.idle_seconds > kMaxIdleSeconds)
     fail("idle_seconds", fmt::format("{} is not between 1 and {}", c.idle_seconds, kMaxIdleSeconds));
+  if (c.disk_size && (*c.disk_size < kMinDiskSize || *c.disk_size > kMaxDiskSize))
+    fail("disk_size", fmt::format("{} is not between {} and {}", format_disk_size(*c.disk_size),
+                                  format_disk_size(kMinDiskSize), format_disk_size(kMaxDiskSize)));
   if (c.git_name && (c.git_name->empty() || !is_one_line(*c.git_name)))
     fail("git_name", "must be one non-empty line");
   if (c.git_email && (c.git_email->empty() || !is_one_line(*c.git_email)))

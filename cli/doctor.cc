@@ -15,6 +15,7 @@
 
 #include "cli/exit_codes.h"
 #include "cli/host_checks.h"
+#include "cli/root_disk.h"
 #include "vmm/unique_fd.h"
 
 namespace ksbox::cli {
@@ -47,6 +48,32 @@ CheckResult check_guest_image() {
                  fmt::format("build it with ./scripts/build.sh (into build/guest/), or set KSBOX_GUEST_DIR to a "
                              "directory with {} and {}",
                              kGuestKernelFile, kGuestInitrdFile));
+}
+
+// The Debian root disk is optional: without it sandboxes still boot, from
+// the initramfs alone.
+CheckResult check_root_image() {
+  std::string why;
+  const auto image = find_guest_image(&why);
+  if (!image) return problem(CheckStatus::kWarn, "root-image", "no guest image (see guest-image)", "see guest-image");
+  if (!image->rootfs)
+    return problem(CheckStatus::kWarn, "root-image",
+                   fmt::format("no {} in {}: sandboxes boot the initramfs alone (busybox; no agent CLIs, nothing "
+                               "persists)",
+                               kGuestRootfsFile, image->dir.string()),
+                   "build it with `cmake --build build --target guest-rootfs` (./scripts/build.sh does; needs root "
+                   "or sudo, the Debian mirror and the npm registry)");
+  const auto id = read_base_image_id(*image->rootfs, &why);
+  if (!id)
+    return problem(CheckStatus::kFail, "root-image", why,
+                   "rebuild it with `cmake --build build --target guest-rootfs`");
+  const auto mkfs = find_mkfs_ext4(&why);
+  if (!mkfs)
+    return problem(CheckStatus::kFail, "root-image",
+                   fmt::format("{} is there, but {}", image->rootfs->string(), why),
+                   "sudo apt-get install e2fsprogs");
+  return ok("root-image", fmt::format("{} (ext4 UUID {}, {} MiB); layers made with {}", image->rootfs->string(),
+                                      id->uuid, id->size >> 20, mkfs->string()));
 }
 
 CheckResult check_vmm() {
@@ -130,8 +157,8 @@ CheckResult check_io_uring() {
 std::vector<CheckResult> run_host_checks() {
   rlimit nofile{};
   ::getrlimit(RLIMIT_NOFILE, &nofile);
-  return {check_kvm_device(), check_guest_image(), check_vmm(),          check_git_tool(),
-          check_state_dir(state_dir()), check_fd_limit(nofile), check_io_uring()};
+  return {check_kvm_device(),           check_guest_image(),    check_root_image(), check_vmm(),
+          check_git_tool(),             check_state_dir(state_dir()), check_fd_limit(nofile), check_io_uring()};
 }
 
 std::string format_checks(const std::vector<CheckResult>& results, bool json) {

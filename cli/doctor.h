@@ -15,7 +15,7 @@ namespace ksbox::cli {
 enum class CheckStatus { kOk, kWarn, kFail };
 
 struct CheckResult {
-  std::string check;   // "kvm", "guest-image", "ksbox-vmm", "ksbox-git", "state-dir", "fd-limit", "io_uring"
+  std::string check;   // "kvm", "guest-image", "root-image", "ksbox-vmm", "ksbox-git", "state-dir", "fd-limit", "io_uring"
   CheckStatus status = CheckStatus::kOk;
   std::string detail;  // what was found, or what is wrong
   std::string fix;     // empty when ok

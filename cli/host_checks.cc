@@ -223,7 +223,7 @@ std::optional<GuestImage> find_guest_image(const char* guest_dir_env, const fs::
   const fs::path dir = from_env ? fs::path(guest_dir_env) : (exe_dir / ".." / "guest").lexically_normal();
   const std::string where = from_env ? fmt::format("in $KSBOX_GUEST_DIR ({})", dir.string())
                                      : fmt::format("next to ksbox ({})", dir.string());
-  GuestImage image{dir / kGuestKernelFile, dir / kGuestInitrdFile};
+  GuestImage image{dir / kGuestKernelFile, dir / kGuestInitrdFile, std::nullopt, dir};
   for (const fs::path& f : {image.kernel, image.initrd}) {
     if (!is_readable_file(f)) {
       set_why(why, fmt::format("no guest image {}: {} is {}", where, f.filename().string(),
@@ -231,7 +231,19 @@ std::optional<GuestImage> find_guest_image(const char* guest_dir_env, const fs::
       return std::nullopt;
     }
   }
+  if (is_readable_file(dir / kGuestRootfsFile)) image.rootfs = dir / kGuestRootfsFile;
   return image;
+}
+
+std::optional<fs::path> find_in_path(std::string_view name, const char* path_env) {
+  std::string_view path = path_env ? path_env : "";
+  while (!path.empty()) {
+    const size_t colon = std::min(path.find(':'), path.size());
+    const fs::path c = fs::path(path.substr(0, colon)) / name;
+    if (colon > 0 && is_executable_file(c)) return c;
+    path.remove_prefix(std::min(colon + 1, path.size()));
+  }
+  return std::nullopt;
 }
 
 std::optional<fs::path> find_vmm(std::string* why) {
@@ -253,13 +265,7 @@ std::optional<fs::path> find_vmm(const char* vmm_env, const fs::path& exe_dir, c
   }
   for (const auto& c : candidates)
     if (is_executable_file(c)) return c;
-  std::string_view path = path_env ? path_env : "";
-  while (!path.empty()) {
-    const size_t colon = std::min(path.find(':'), path.size());
-    const fs::path c = fs::path(path.substr(0, colon)) / kVmm;
-    if (colon > 0 && is_executable_file(c)) return c;
-    path.remove_prefix(std::min(colon + 1, path.size()));
-  }
+  if (auto found = find_in_path(kVmm, path_env)) return found;
   std::string looked;
   for (const auto& c : candidates) looked += c.string() + ", ";
   set_why(why, fmt::format("{} not found (looked at {}and in $PATH)", kVmm, looked));

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace ksbox::cli {
 
@@ -33,17 +34,24 @@ KvmStatus check_kvm(const std::string& dev = "/dev/kvm", const KvmHostPaths& hos
 
 struct GuestImage {
   std::filesystem::path kernel, initrd;
+  // The Debian root file system (guest-image/rootfs/) when the directory
+  // has a readable one; without it sandboxes boot the initramfs alone.
+  std::optional<std::filesystem::path> rootfs;
+  std::filesystem::path dir;  // where they were found
 };
 inline constexpr const char* kGuestKernelFile = "vmlinux";
 inline constexpr const char* kGuestInitrdFile = "initramfs.cpio.gz";
+inline constexpr const char* kGuestRootfsFile = "rootfs.ext4";
 
 // The directory of the running executable (/proc/self/exe), empty if unknown.
 std::filesystem::path self_exe_dir();
 
-// The guest kernel and initramfs: in $KSBOX_GUEST_DIR when set (no fallback
-// then), else in <exe dir>/../guest/ (the build tree: build/cli/ksbox next
-// to build/guest/). On failure returns nullopt and sets *why (if given) to
-// what was missing and where it looked.
+// The guest kernel and initramfs, and the root file system if it is there:
+// in $KSBOX_GUEST_DIR when set (no fallback then), else in <exe dir>/../guest/
+// (the build tree: build/cli/ksbox next to build/guest/; installed:
+// <prefix>/bin/ksbox and <prefix>/guest/). On failure (kernel or initramfs
+// missing) returns nullopt and sets *why (if given) to what was missing and
+// where it looked.
 std::optional<GuestImage> find_guest_image(std::string* why = nullptr);
 // The same with the environment value and the executable's directory given.
 std::optional<GuestImage> find_guest_image(const char* guest_dir_env, const std::filesystem::path& exe_dir,
@@ -55,6 +63,9 @@ std::optional<GuestImage> find_guest_image(const char* guest_dir_env, const std:
 std::optional<std::filesystem::path> find_vmm(std::string* why = nullptr);
 std::optional<std::filesystem::path> find_vmm(const char* vmm_env, const std::filesystem::path& exe_dir,
                                               const char* path_env, std::string* why);
+
+// The first executable NAME in the directories of `path_env` (a $PATH value).
+std::optional<std::filesystem::path> find_in_path(std::string_view name, const char* path_env);
 
 // A tool built and installed next to ksbox (e.g. "ksbox-git"): <exe dir>/NAME.
 std::optional<std::filesystem::path> find_sibling_tool(const std::string& name, std::string* why = nullptr);

@@ -194,7 +194,9 @@ int main(int argc, char** argv) {
   run->add_option("--name", run_o.name, "the sandbox's name (default: the config's, else the directory's)");
   run->add_option("--memory", run_memory, "guest memory in MiB (default: sized to the host; at least 256)");
   run->add_option("--vcpus", run_vcpus, "vCPUs (default: sized to the host)");
-  run->add_flag("--fresh", run_o.fresh, "discard the sandbox's previous state (its clone, logs) first");
+  run->add_flag("--fresh", run_o.fresh,
+                "discard the sandbox's previous state first: its clone, its writable layer (installed packages, "
+                "home directory), its logs");
   run->add_flag("--no-attach", run_o.no_attach, "boot and return; `ksbox attach` later");
   run->add_option("--network", run_o.network,
                   "off (no network device), user (rootless user-mode networking, open egress) or filtered "
@@ -205,6 +207,13 @@ int main(int argc, char** argv) {
   run->add_option("--workspace", run_o.workspace,
                   "clone (default: the guest works on a clone, `ksbox sync` brings commits back) or live "
                   "(the project directory itself, read-write)");
+  run->add_option("--image", run_o.image,
+                  "what the guest boots: rootfs (the Debian root disk: rootfs.ext4 beside the guest kernel, shared "
+                  "read-only, under the sandbox's own writable layer), initramfs (busybox only, nothing persists), "
+                  "or auto (rootfs when the image is there; the default)");
+  run->add_option("--disk-size", run_o.disk_size,
+                  "size of the sandbox's writable layer (sparse: a limit, not an allocation), e.g. 8G or 512M; "
+                  "applies when the layer is made (first run, --fresh); default: the config's, else 8G");
   run->add_option("-e,--env", run_o.env, "NAME=VALUE or NAME (the host's value) for the command; repeatable")
       ->take_last()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
@@ -220,8 +229,9 @@ int main(int argc, char** argv) {
   run->footer(
       "ksbox run [PATH] [OPTIONS] [-- CMD...]: without CMD, a shell at /workspace (Ctrl-] detaches).\n"
       "Exit status: CMD's or the shell's own once it ran; before that 1 not a git repository;\n"
-      "2 already running (attach, or --fresh); 3 guest image or ksbox-vmm missing; 4 no usable /dev/kvm;\n"
-      "5 the guest did not boot (the log tails are shown); 6 bad config value or name.");
+      "2 already running (attach, or --fresh); 3 guest image, ksbox-vmm or mkfs.ext4 missing;\n"
+      "4 no usable /dev/kvm; 5 the guest did not boot (the log tails are shown); 6 bad config value or name;\n"
+      "7 the root image changed under the sandbox's layer (--fresh starts over on the new one).");
 
   CommonOptions exec_common;
   RequestOptions exec_req;

@@ -15,6 +15,7 @@
 #include "cli/idle_sync.h"
 #include "cli/host_checks.h"
 #include "cli/options.h"
+#include "cli/root_disk.h"
 #include "cli/sandbox_commands.h"
 #include "cli/tool_process.h"
 #include "cli/vmm_process.h"
@@ -49,6 +50,17 @@ SandboxConfig resolve_config(const fs::path& root, const RunOptions& o) {
     if (!m) throw ConfigError("--workspace: expected clone or live, not '" + o.workspace + "'");
     c.workspace = *m;
   }
+  if (!o.image.empty()) {
+    const auto k = parse_image_kind(o.image);
+    if (!k) throw ConfigError("--image: expected auto, rootfs or initramfs, not '" + o.image + "'");
+    c.image = *k;
+  }
+  if (!o.disk_size.empty()) {
+    c.disk_size = parse_disk_size(o.disk_size);
+    if (!c.disk_size || *c.disk_size < kMinDiskSize || *c.disk_size > kMaxDiskSize)
+      throw ConfigError(fmt::format("--disk-size: expected a size from {} to {} such as 8G or 512M, not '{}'",
+                                    format_disk_size(kMinDiskSize), format_disk_size(kMaxDiskSize), o.disk_size));
+  }
   if (!o.publish.empty() && c.network != NetworkMode::kUser)
     throw ConfigError("--publish needs the user network (--network user)");
   return c;
@@ -73,7 +85,8 @@ void clone_workspace(const SandboxPaths& p, const fs::path& root, const SandboxC
 }
 
 std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image, const SandboxRecord& rec,
-                                  const SandboxConfig& config, const std::vector<std::string>& publish) {
+                                  const SandboxConfig& config, const std::vector<std::string>& publish,
+                                  const std::vector<std::string>& root_disk) {
   std::vector<std::string> args{
       "--kernel",  image.kernel.string(),     "--initrd",   image.initrd.string(),
       "--vcpus",   std::to_string(rec.vcpus), "--memory",   std::to_string(rec.memory_mib),
@@ -90,6 +103,7 @@ std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image
     for (const auto& name : config.allow) args.insert(args.end(), {"--allow", name});
     args.insert(args.end(), {"--egress-log", p.egress_log().string()});
   }
+  args.insert(args.end(), root_disk.begin(), root_disk.end());
   return args;
 }
 
@@ -217,12 +231,22 @@ int run_sandbox(const RunOptions& o) {
            std::string(to_string(config.sync_mode)),
            static_cast<int64_t>(std::time(nullptr))};
   }
+  RootDiskPlan disk;
+  try {
+    disk = plan_root_disk(p, *image,
+                          {config.image, config.disk_size.value_or(kDefaultDiskSize), config.disk_size.has_value()},
+                          rec);
+  } catch (const RootDiskError& e) {
+    say(e.what());
+    return e.exit_status();
+  }
+  for (const auto& note : disk.notes) say(note);
   if (rec.workspace_mode == "clone" && !fs::exists(p.workspace() / ".git", ec)) clone_workspace(p, *root, config);
   write_record(p, rec);
 
   const std::vector<std::string> hook_env{"KSBOX_SANDBOX=" + rec.name, "KSBOX_STATE_DIR=" + p.dir.string()};
   run_hooks("pre-up", config.hooks.pre_up, *root, hook_env);
-  const pid_t pid = spawn_vmm(p, {*vmm, vmm_args(p, *image, rec, config, o.publish)}, *lock);
+  const pid_t pid = spawn_vmm(p, {*vmm, vmm_args(p, *image, rec, config, o.publish, disk.vmm_args)}, *lock);
   lock.reset();  // the VMM holds it now
   try {
     wait_until_ready(p, pid, std::chrono::milliseconds(static_cast<int64_t>(o.boot_timeout_s * 1000)));

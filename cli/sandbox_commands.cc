@@ -2,6 +2,7 @@
 #include "cli/sandbox_commands.h"
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -80,7 +81,16 @@ json describe(const std::string& name) {
             {"vcpus", rec.vcpus},
             {"network", rec.network},
             {"sync_mode", rec.sync_mode},
-            {"state_dir", p.dir.string()}};
+            {"state_dir", p.dir.string()},
+            {"image", rec.image}};
+  if (rec.layer) {
+    // Sparse: what it holds is what is allocated, not its size.
+    struct stat st{};
+    j["layer"] = {{"path", p.layer().string()},
+                  {"size", rec.layer->size},
+                  {"allocated", ::stat(p.layer().c_str(), &st) == 0 ? uint64_t(st.st_blocks) * 512 : 0},
+                  {"base_uuid", rec.layer->base_uuid}};
+  }
   if (probe.vmm) j["pid"] = probe.vmm->pid;
   if (probe.status && probe.status->contains("uptime_ms")) j["uptime_ms"] = (*probe.status)["uptime_ms"];
   return j;
@@ -182,6 +192,13 @@ int status_command(const std::optional<std::string>& name_arg, bool as_json) {
               j["workspace"].get<std::string>().c_str(), j["workspace_mode"].get<std::string>().c_str(),
               j["vcpus"].get<unsigned>(), static_cast<unsigned long long>(j["memory_mib"].get<uint64_t>()),
               j["network"].get<std::string>().c_str(), j["sync_mode"].get<std::string>().c_str());
+  if (const std::string image = j["image"]; !image.empty()) {
+    std::string line = image == "rootfs" ? "rootfs (Debian root disk)" : image;
+    if (j.contains("layer"))
+      line += fmt::format(", layer {} MiB allocated of {}", j["layer"]["allocated"].get<uint64_t>() >> 20,
+                          format_disk_size(j["layer"]["size"].get<uint64_t>()));
+    std::printf("image:     %s\n", line.c_str());
+  }
   if (j.contains("sync")) {
     const auto& b = j["sync"]["branch"];  // null when the project's HEAD is detached
     std::printf("to sync:   %d commits ahead of %s, %d uncommitted files\n", j["sync"].value("ahead", 0),

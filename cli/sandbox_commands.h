@@ -21,6 +21,7 @@ inline constexpr int kRunNoGuestImage = 3;
 inline constexpr int kRunNoKvm = 4;
 inline constexpr int kRunBootFailed = 5;
 inline constexpr int kRunBadConfig = 6;  // a bad config value or name
+inline constexpr int kRunImageChanged = 7;  // the root image is not the one the sandbox's layer was made over
 
 struct RunOptions {
   std::filesystem::path path = ".";
@@ -30,6 +31,8 @@ struct RunOptions {
   std::string network;    // "" = from the config
   std::string sync_mode;  // "" = from the config
   std::string workspace;  // "" = from the config; "clone" or "live"
+  std::string image;      // "" = from the config; "auto", "rootfs" or "initramfs"
+  std::string disk_size;  // "" = from the config; the writable layer's size when it is made ("8G")
   bool fresh = false;
   bool no_attach = false;
   std::vector<std::string> env;      // --env NAME[=VALUE]

@@ -37,6 +37,11 @@ SandboxRecord read_record(const SandboxPaths& p) {
     r.sync_mode = j.at("sync_mode").get<std::string>();
     r.created_unix = j.at("created_unix").get<int64_t>();
     if (r.workspace_mode != "clone" && r.workspace_mode != "live") throw Error("bad workspace mode");
+    // Records from before the root disk have neither.
+    r.image = j.value("image", std::string());
+    if (const auto l = j.find("layer"); l != j.end() && !l->is_null())
+      r.layer = LayerRecord{l->at("size").get<uint64_t>(), l->at("base_uuid").get<std::string>(),
+                            l->at("base_size").get<uint64_t>(), l->at("base_path").get<std::string>()};
     return r;
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: malformed ({}); `ksbox destroy --force {}` removes it", p.record().string(),
@@ -45,14 +50,20 @@ SandboxRecord read_record(const SandboxPaths& p) {
 }
 
 void write_record(const SandboxPaths& p, const SandboxRecord& r) {
-  const json j = {{"name", r.name},
+  json j = {{"name", r.name},
                   {"project", r.project.string()},
                   {"workspace", r.workspace_mode},
                   {"memory_mib", r.memory_mib},
                   {"vcpus", r.vcpus},
                   {"network", r.network},
                   {"sync_mode", r.sync_mode},
-                  {"created_unix", r.created_unix}};
+                  {"created_unix", r.created_unix},
+                  {"image", r.image}};
+  if (r.layer)
+    j["layer"] = {{"size", r.layer->size},
+                  {"base_uuid", r.layer->base_uuid},
+                  {"base_size", r.layer->base_size},
+                  {"base_path", r.layer->base_path.string()}};
   write_file_atomic(p.record(), j.dump(2) + "\n", 0600);
 }
 

@@ -27,6 +27,16 @@ struct SandboxPaths {
   fs::path console_log() const { return logs() / "console.log"; }
   fs::path vmm_log() const { return logs() / "vmm.log"; }
   fs::path egress_log() const { return logs() / "egress.log"; }  // filtered network only
+  // The sandbox's writable layer over the shared root image (cli/root_disk.h).
+  fs::path layer() const { return dir / "layer.ext4"; }
+};
+
+// The root image a layer was made over (cli/root_disk.h, BaseImageId).
+struct LayerRecord {
+  uint64_t size = 0;      // the layer's size in bytes (sparse)
+  std::string base_uuid;  // the base's ext4 UUID
+  uint64_t base_size = 0;
+  fs::path base_path;     // where the base was then (for messages)
 };
 
 // What `ksbox run` decided when the sandbox was created; the config file may
@@ -40,6 +50,8 @@ struct SandboxRecord {
   std::string network;            // off|user|filtered
   std::string sync_mode;          // manual|auto-commit|auto-idle
   int64_t created_unix = 0;
+  std::string image;                 // what the last boot used: "rootfs", "initramfs" ("" before one)
+  std::optional<LayerRecord> layer;  // set when layer.ext4 was made
   // The directory shared at /workspace: the clone, or the project itself.
   fs::path workspace_dir(const SandboxPaths& p) const {
     return workspace_mode == "live" ? project : p.workspace();

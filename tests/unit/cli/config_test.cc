@@ -27,6 +27,8 @@ constexpr const char* kEveryKey = R"({
   "sync_mode": "auto-idle",
   "idle_seconds": 60,
   "workspace": "live",
+  "image": "initramfs",
+  "disk_size": "20G",
   "git_name": "Ada Lovelace",
   "git_email": "ada@example.org",
   "hooks": {"pre_up": ["make deps"], "post_up": ["echo up", "true"], "pre_down": ["echo down"],
@@ -48,6 +50,8 @@ TEST(Config, ParsesEveryKey) {
   EXPECT_EQ(c.sync_mode, SyncMode::kAutoIdle);
   EXPECT_EQ(c.idle_seconds, 60u);
   EXPECT_EQ(c.workspace, WorkspaceMode::kLive);
+  EXPECT_EQ(c.image, ImageKind::kInitramfs);
+  EXPECT_EQ(c.disk_size, uint64_t{20} << 30);
   EXPECT_EQ(c.git_name, "Ada Lovelace");
   EXPECT_EQ(c.git_email, "ada@example.org");
   EXPECT_EQ(c.hooks.pre_up, (std::vector<std::string>{"make deps"}));
@@ -66,11 +70,14 @@ TEST(Config, AbsentKeysKeepTheDefaults) {
   EXPECT_EQ(c.idle_seconds, 300u);
   EXPECT_FALSE(c.memory_mib);
   EXPECT_FALSE(c.vcpus);
+  EXPECT_EQ(c.image, ImageKind::kAuto);
+  EXPECT_FALSE(c.disk_size);
 }
 
 TEST(Config, NullMeansUnsetForTheOptionalKeys) {
   const SandboxConfig c =
-      parse_config(R"({"memory_mib": null, "vcpus": null, "git_name": null, "git_email": null})", "t.json");
+      parse_config(R"({"memory_mib": null, "vcpus": null, "disk_size": null, "git_name": null, "git_email": null})",
+                   "t.json");
   EXPECT_EQ(c, SandboxConfig{});
 }
 
@@ -88,7 +95,8 @@ TEST(Config, ToJsonWritesEveryKeyWithNullForUnset) {
   const std::string j = to_json(SandboxConfig{});
   for (const char* key : {"\"name\"", "\"memory_mib\": null", "\"vcpus\": null", "\"network\": \"user\"", "\"allow\"",
                           "\"env\"", "\"forward_agent_keys\": true", "\"shares\"", "\"sync_mode\": \"manual\"",
-                          "\"idle_seconds\": 300", "\"workspace\": \"clone\"", "\"git_name\": null",
+                          "\"idle_seconds\": 300", "\"workspace\": \"clone\"", "\"image\": \"auto\"",
+                          "\"disk_size\": null", "\"git_name\": null",
                           "\"git_email\": null", "\"hooks\"", "\"pre_up\"", "\"post_up\"", "\"pre_down\"",
                           "\"post_down\""})
     EXPECT_NE(j.find(key), std::string::npos) << key << " in " << j;
@@ -156,6 +164,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{R"({"idle_seconds": 0})", "ksbox.json: idle_seconds: 0 is not between 1 and 604800"},
         BadCase{R"({"idle_seconds": 604801})", "ksbox.json: idle_seconds: 604801 is not between 1 and 604800"},
         BadCase{R"({"workspace": "rw"})", "ksbox.json: workspace: 'rw' is not one of: clone, live"},
+        BadCase{R"({"image": "debian"})", "ksbox.json: image: 'debian' is not one of: auto, rootfs, initramfs"},
+        BadCase{R"({"disk_size": 8})", "ksbox.json: disk_size: expected a string, got the number 8"},
+        BadCase{R"({"disk_size": "8"})", "ksbox.json: disk_size: '8' is not a size such as \"8G\""},
+        BadCase{R"({"disk_size": "8GB"})", "ksbox.json: disk_size: '8GB' is not a size such as \"8G\""},
+        BadCase{R"({"disk_size": "100M"})", "ksbox.json: disk_size: 100M is not between 256M and 16T"},
+        BadCase{R"({"disk_size": "17T"})", "ksbox.json: disk_size: 17T is not between 256M and 16T"},
         BadCase{R"({"git_name": ""})", "ksbox.json: git_name: must be one non-empty line"},
         BadCase{R"({"git_email": "a@b\nx"})", "ksbox.json: git_email: must be one non-empty line"},
         BadCase{R"({"git_email": 5})", "ksbox.json: git_email: expected a string"},
@@ -226,6 +240,22 @@ TEST(ConfigModes, NamesRoundTrip) {
   EXPECT_FALSE(parse_network_mode("User"));
   EXPECT_FALSE(parse_sync_mode("auto_commit"));
   EXPECT_FALSE(parse_workspace_mode(""));
+  for (auto k : {ImageKind::kAuto, ImageKind::kRootfs, ImageKind::kInitramfs}) EXPECT_EQ(parse_image_kind(to_string(k)), k);
+  EXPECT_FALSE(parse_image_kind("disk"));
+}
+
+TEST(ConfigDiskSize, BinaryUnits) {
+  EXPECT_EQ(parse_disk_size("8G"), uint64_t{8} << 30);
+  EXPECT_EQ(parse_disk_size("8g"), uint64_t{8} << 30);
+  EXPECT_EQ(parse_disk_size("8GiB"), uint64_t{8} << 30);
+  EXPECT_EQ(parse_disk_size("512M"), uint64_t{512} << 20);
+  EXPECT_EQ(parse_disk_size("2T"), uint64_t{2} << 40);
+  for (const char* bad : {"", "G", "8", "8K", "-8G", "8 G", "8.5G", "8GB", "99999999999999T", "0x10G"})
+    EXPECT_FALSE(parse_disk_size(bad)) << bad;
+  EXPECT_EQ(format_disk_size(uint64_t{8} << 30), "8G");
+  EXPECT_EQ(format_disk_size(uint64_t{2} << 40), "2T");
+  EXPECT_EQ(format_disk_size(uint64_t{1536} << 20), "1536M");
+  EXPECT_EQ(parse_disk_size(format_disk_size(uint64_t{1536} << 20)), uint64_t{1536} << 20);
 }
 
 TEST(ConfigResources, SizedToTheHostWhenUnset) {

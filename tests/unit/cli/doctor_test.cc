@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/root_disk.h"
 #include "vmm/atomic_file.h"
 #include "tests/unit/test_helpers.h"
 
@@ -16,8 +17,8 @@ namespace {
 using ksbox::testing::TempDir;
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kChecks = {"kvm",       "guest-image", "ksbox-vmm", "ksbox-git",
-                                          "state-dir", "fd-limit",    "io_uring"};
+const std::vector<std::string> kChecks = {"kvm",       "guest-image", "root-image", "ksbox-vmm",
+                                          "ksbox-git", "state-dir",   "fd-limit",   "io_uring"};
 
 TEST(Doctor, TextIsOneLinePerCheckAndTheStatusFollowsFailures) {
   std::ostringstream out;
@@ -76,6 +77,33 @@ TEST(Doctor, FindsTheGuestImageThroughKsboxGuestDir) {
   EXPECT_NE(missing.str().find("FAIL guest-image: no guest image in $KSBOX_GUEST_DIR"), std::string::npos)
       << missing.str();
   EXPECT_EQ(status, 1);
+  EXPECT_NE(out.str().find("warn root-image: no rootfs.ext4 in " + dir.path().string() +
+                           ": sandboxes boot the initramfs alone"),
+            std::string::npos)
+      << out.str();
+}
+
+TEST(Doctor, ReportsTheRootImageBesideTheKernel) {
+  TempDir dir;
+  write_file_atomic(dir.path() / "vmlinux", "k");
+  write_file_atomic(dir.path() / "initramfs.cpio.gz", "i");
+  write_file_atomic(dir.path() / "rootfs.ext4", std::string(4096, 'x'));
+  ::setenv("KSBOX_GUEST_DIR", dir.path().c_str(), 1);
+  std::ostringstream not_ext4;
+  run_doctor_command(false, not_ext4);
+  std::string why;
+  const auto mkfs = find_mkfs_ext4(&why);
+  ASSERT_TRUE(mkfs) << why;
+  make_layer(*mkfs, dir.path() / "rootfs.ext4", uint64_t{64} << 20);
+  std::ostringstream out;
+  run_doctor_command(false, out);
+  ::unsetenv("KSBOX_GUEST_DIR");
+  EXPECT_NE(not_ext4.str().find("FAIL root-image: " + (dir.path() / "rootfs.ext4").string() + " is not an ext4 image"),
+            std::string::npos)
+      << not_ext4.str();
+  EXPECT_NE(out.str().find("ok   root-image: " + (dir.path() / "rootfs.ext4").string() + " (ext4 UUID "),
+            std::string::npos)
+      << out.str();
 }
 
 TEST(Doctor, FormatsEachStatus) {
