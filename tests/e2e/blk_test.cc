@@ -18,6 +18,7 @@
 
 #include "tests/e2e/blk_pattern.h"
 #include "tests/e2e/guest.h"
+#include "tests/e2e/process.h"
 #include "tests/e2e/sandbox.h"
 
 namespace ksbox::test {
@@ -26,13 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr uint64_t kMiB = 1 << 20;
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 class BlkTest : public ::testing::Test {
  protected:

@@ -219,7 +219,7 @@ TEST_F(ExecTest, StopPowersTheGuestOffAndRemovesTheSocket) {
   EXPECT_FALSE(std::filesystem::exists(sb().socket()));
 }
 
-std::string read_file(const std::string& path) {
+std::string read_first_line(const std::string& path) {
   std::ifstream f(path);
   std::string s;
   std::getline(f, s);
@@ -244,9 +244,9 @@ TEST_F(ExecTest, AttachGivesAPtyShellWithResizeThroughTmux) {
   EXPECT_TRUE(tmux.wait_for_screen(std::regex("\n30 100\\s*\n"))) << "screen:\n" << tmux.screen();
   tmux.type("exit 7");
   tmux.enter();
-  for (int i = 0; i < 300 && read_file(status_file).empty(); ++i)
+  for (int i = 0; i < 300 && read_first_line(status_file).empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(read_file(status_file), "7") << "screen:\n" << tmux.screen();
+  EXPECT_EQ(read_first_line(status_file), "7") << "screen:\n" << tmux.screen();
 }
 
 TEST_F(ExecTest, AttachDetachesOnCtrlRightBracket) {
@@ -261,9 +261,9 @@ TEST_F(ExecTest, AttachDetachesOnCtrlRightBracket) {
   tmux.enter();
   ASSERT_TRUE(tmux.wait_for_screen(std::regex("ready-2"))) << tmux.screen();
   tmux.run({"send-keys", "-t", "s", "C-]"});
-  for (int i = 0; i < 300 && read_file(status_file).empty(); ++i)
+  for (int i = 0; i < 300 && read_first_line(status_file).empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(read_file(status_file), "0") << tmux.screen();
+  EXPECT_EQ(read_first_line(status_file), "0") << tmux.screen();
   EXPECT_NE(tmux.screen().find("detached"), std::string::npos) << tmux.screen();
   // The terminal is back in the mode it had before attach.
   std::ifstream before(sb().dir() + "/stty-before"), after(sb().dir() + "/stty-after");

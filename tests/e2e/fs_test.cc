@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/e2e/guest.h"
+#include "tests/e2e/process.h"
 #include "tests/e2e/guest_test.h"
 #include "tests/e2e/sandbox.h"
 
@@ -22,13 +23,6 @@ namespace ksbox::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void write_file(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary) << data;

@@ -1,7 +1,9 @@
 // End to end: the ksbox CLI's sandbox lifecycle on temp git projects —
 // run, exec, sync, stop, status, list, destroy, crash recovery, --fresh —
 // with the real ksbox-vmm (inside the nested harness when the host has no
-// /dev/kvm). The guest is the test image (it has git).
+// /dev/kvm). The guest is the test image (it has git), booted with
+// `--image initramfs`: root-disk boots take minutes in L1 (root_disk_test.cc
+// covers them).
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -18,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/process.h"
+#include "tests/e2e/sandbox.h"
 #include "tests/e2e/tmux.h"
 
 namespace ksbox::test {
@@ -25,13 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 class LifecycleTest : public ::testing::Test {
  protected:
@@ -56,10 +52,7 @@ class LifecycleTest : public ::testing::Test {
   }
 
   ProcessResult ksbox(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(240)) {
-    args.insert(args.begin(), KSBOX_CLI);
-    ProcessOptions o;
-    o.timeout = timeout;
-    return run_process(args, o);
+    return run_ksbox(std::move(args), timeout);
   }
   ProcessResult git(const fs::path& repo, std::vector<std::string> args) {
     args.insert(args.begin(), {"/usr/bin/git", "-C", repo.string(), "-c", "user.name=Host", "-c", "user.email=h@x"});
@@ -81,7 +74,8 @@ class LifecycleTest : public ::testing::Test {
   }
   // Boots the project's sandbox detached; one vCPU (see fs_test.cc).
   void start(const fs::path& project, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"run", project.string(), "--no-attach", "--vcpus", "1", "--memory", "768"};
+    std::vector<std::string> args{"run",  project.string(), "--no-attach", "--vcpus", "1", "--memory", "768",
+                                  "--image", "initramfs"};
     args.insert(args.end(), extra.begin(), extra.end());
     const auto r = ksbox(args);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -216,7 +210,7 @@ TEST_F(LifecycleTest, CrashRecoveryAndFresh) {
   // Boot-time choices on a later run apply; the workspace kind needs --fresh.
   ASSERT_EQ(ksbox({"stop", "beta"}).exit_code, 0);
   EXPECT_EQ(ksbox({"run", proj.string(), "--no-attach", "--workspace", "live"}).exit_code, 6);
-  auto again = ksbox({"run", proj.string(), "--no-attach", "--memory", "640"});
+  auto again = ksbox({"run", proj.string(), "--no-attach", "--memory", "640", "--image", "initramfs"});
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(status("beta")["memory_mib"], 640);
   EXPECT_EQ(status("beta")["vcpus"], 1) << "kept from the first run";
@@ -277,7 +271,7 @@ TEST_F(LifecycleTest, ConfigHooksEnvAndAutoIdle) {
 
   // With a command: its status comes back, the sandbox keeps running.
   started_.push_back("zed");
-  auto r = ksbox({"run", proj.string(), "--vcpus", "1", "--memory", "768", "--", "sh", "-c",
+  auto r = ksbox({"run", proj.string(), "--vcpus", "1", "--memory", "768", "--image", "initramfs", "--", "sh", "-c",
                   "echo $ANTHROPIC_API_KEY $KSBOX_TEST_VAR; pwd; id -u; exit 7"});
   ::unsetenv("ANTHROPIC_API_KEY");
   EXPECT_EQ(r.exit_code, 7) << r.err;

@@ -26,4 +26,7 @@ struct ProcessOptions {
 
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& opts = {});
 
+// A whole (host) file, binary; "" when it cannot be read.
+std::string read_file(const std::string& path);
+
 }  // namespace ksbox::test

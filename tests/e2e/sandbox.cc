@@ -30,6 +30,13 @@ std::string shell_quote(const std::string& s) {
 
 std::string cli_path() { return KSBOX_CLI; }
 
+ProcessResult run_ksbox(std::vector<std::string> args, std::chrono::seconds timeout) {
+  args.insert(args.begin(), cli_path());
+  ProcessOptions o;
+  o.timeout = timeout;
+  return run_process(args, o);
+}
+
 Sandbox::Sandbox(const SandboxOptions& opts) : dir_(make_temp_dir()) {
   socket_ = dir_ + "/vsock.sock";
   console_ = dir_ + "/console.log";

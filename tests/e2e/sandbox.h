@@ -29,6 +29,8 @@ struct SandboxOptions {
 };
 
 std::string cli_path();
+// `ksbox ARGS...` (the CLI by sandbox name, with the test's environment).
+ProcessResult run_ksbox(std::vector<std::string> args, std::chrono::seconds timeout);
 
 class Sandbox {
  public:
