@@ -37,6 +37,8 @@ void print_text(const SandboxConfig& c, const Resources& r, std::ostream& out) {
   line("sync_mode", std::string(to_string(c.sync_mode)));
   line("idle_seconds", std::to_string(c.idle_seconds));
   line("workspace", std::string(to_string(c.workspace)));
+  line("image", std::string(to_string(c.image)));
+  line("disk_size", c.disk_size ? format_disk_size(*c.disk_size) : format_disk_size(kDefaultDiskSize) + " (default)");
   line("git_name", c.git_name.value_or("(the host's user.name)"));
   line("git_email", c.git_email.value_or("(the host's user.email)"));
   line("hooks.pre_up", or_none(c.hooks.pre_up));
