@@ -69,18 +69,25 @@ void make_layer(const fs::path& mkfs, const fs::path& layer, uint64_t size) {
   const fs::path tmp = layer.string() + ".new";
   std::error_code ec;
   fs::remove(tmp, ec);
+  {
+    // Sparse from the start, and ours alone (mkfs would say it creates it).
+    const UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(size)) < 0) {
+      const int e = errno;
+      fs::remove(tmp, ec);
+      throw Error(fmt::format("cannot make the sandbox's layer {}: {}", tmp.string(), std::strerror(e)));
+    }
+  }
   // No journal zeroing: a new sparse file reads as zeros already. mkfs
   // discards (punches) the file, so the inode tables need no zeroing either.
-  const int status = run_tool(mkfs,
-                              {"-q", "-F", "-m", "0", "-L", "ksbox-layer", "-E", "lazy_journal_init=1", tmp.string(),
-                               fmt::format("{}k", size / 1024)},
-                              /*stdout_to_stderr=*/true);
+  const int status = run_tool(
+      mkfs, {"-q", "-F", "-m", "0", "-L", "ksbox-layer", "-E", "lazy_journal_init=1", tmp.string()},
+      /*stdout_to_stderr=*/true);
   if (status != 0) {
     fs::remove(tmp, ec);
     throw Error(fmt::format("{} could not make the sandbox's layer {} (status {})", mkfs.string(), tmp.string(),
                             status));
   }
-  ::chmod(tmp.c_str(), 0600);
   fs::rename(tmp, layer);
 }
 

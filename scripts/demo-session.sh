@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The body of scripts/demo.sh, run where /dev/kvm exists: the ksbox workflow
-# on a throwaway git project. `ksbox run` boots its sandbox, the "agent"
+# on a throwaway git project. `ksbox run` boots its sandbox from the Debian
+# root disk (build/guest/rootfs.ext4, with the agent CLIs), the "agent"
 # commits in /workspace (a clone: the host repository is never shared),
 # `ksbox sync` fast-forwards the project, then stop and destroy.
 set -euo pipefail
@@ -9,12 +10,19 @@ export PATH=$build/cli:$PATH
 state=$(mktemp -d "${TMPDIR:-/tmp}/ksbox-demo-XXXXXX")
 # A state directory of its own, so the demo leaves nothing in ~/.local/state.
 export XDG_STATE_HOME=$state/state
-# The test guest image: the default initramfs plus git (the Debian root
-# disk with the agents' CLIs is issue 7's).
-mkdir -p "$state/guest"
-ln -s "$build/guest/vmlinux" "$state/guest/vmlinux"
-ln -s "$build/guest/initramfs-test.cpio.gz" "$state/guest/initramfs.cpio.gz"
-export KSBOX_GUEST_DIR=$state/guest
+# The guest: the build's (kernel, initramfs, Debian root disk). Without the
+# root disk, the test initramfs (the default one plus git) stands in.
+if [ -e "$build/guest/rootfs.ext4" ]; then
+  export KSBOX_GUEST_DIR=$build/guest
+  image=rootfs
+else
+  mkdir -p "$state/guest"
+  ln -s "$build/guest/vmlinux" "$state/guest/vmlinux"
+  ln -s "$build/guest/initramfs-test.cpio.gz" "$state/guest/initramfs.cpio.gz"
+  export KSBOX_GUEST_DIR=$state/guest
+  image=initramfs
+  printf 'demo: no %s: using the test initramfs instead of the Debian root disk\n' "$build/guest/rootfs.ext4" >&2
+fi
 project=$state/hello-project
 cleanup() {
   ksbox destroy --force hello-project >/dev/null 2>&1 || true
@@ -32,10 +40,16 @@ echo "# hello" >"$project/README.md"
 git -C "$project" add README.md
 git -C "$project" commit -qm "Initial commit"
 
-say "ksbox run $project --no-attach   (clone, boot, wait for the agent)"
+say "ksbox run $project --no-attach --image $image   (clone, boot, wait for the agent)"
 start=$(date +%s%N)
-ksbox run "$project" --no-attach --vcpus 1 --memory 768
+# The root disk is read over 9p under emulation in the nested harness: ~2 min.
+ksbox run "$project" --no-attach --vcpus 1 --memory 1024 --image "$image" --boot-timeout 600
 echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms (nested emulation is slow; see benchmarks/)" >&2
+
+if [ "$image" = rootfs ]; then
+  say "ksbox exec: the agent CLIs and tools on the root disk"
+  ksbox exec hello-project -- bash -c 'for t in claude gemini codex node python3; do echo "$t: $($t --version)"; done'
+fi
 
 say "ksbox exec: the agent works and commits in /workspace, as the sandbox user"
 ksbox exec hello-project -- sh -c 'cd /workspace && id -un && echo "print(42)" > main.py &&
