@@ -34,6 +34,12 @@ std::string format_uuid(const unsigned char* u) {
   return out;
 }
 
+std::string fnv1a64(const unsigned char* data, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 0x100000001b3ull;
+  return fmt::format("{:016x}", h);
+}
+
 std::string what_persists() { return "installed packages, files in /home/sandbox and /etc"; }
 
 }  // namespace
@@ -51,7 +57,8 @@ std::optional<BaseImageId> read_base_image_id(const fs::path& image, std::string
     *why = fmt::format("{} is not an ext4 image (no ext4 superblock)", image.string());
     return std::nullopt;
   }
-  return BaseImageId{format_uuid(sb.data() + kUuidOffset), static_cast<uint64_t>(st.st_size)};
+  return BaseImageId{format_uuid(sb.data() + kUuidOffset), static_cast<uint64_t>(st.st_size),
+                     fnv1a64(sb.data(), sb.size())};
 }
 
 std::optional<fs::path> find_mkfs_ext4(std::string* why) { return find_mkfs_ext4(std::getenv("PATH"), why); }
@@ -130,23 +137,24 @@ RootDiskPlan plan_root_disk(const SandboxPaths& p, const GuestImage& image, cons
 
   if (have_layer && rec.layer) {
     const LayerRecord& l = *rec.layer;
-    if (l.base_uuid != id->uuid || l.base_size != id->size)
+    if (l.base_uuid != id->uuid || l.base_size != id->size || l.base_fingerprint != id->fingerprint)
       throw RootDiskError(
           kRunImageChanged,
           fmt::format("the root image changed under sandbox {}'s layer: the layer was made over {} (ext4 UUID {}, "
-                      "{} bytes), {} is now UUID {}, {} bytes. Its copied-up files would hide the new image's, so "
+                      "{} bytes, superblock {}), {} is now UUID {}, {} bytes, superblock {}. Its copied-up files would hide the new image's, so "
                       "it is not used.\n  `ksbox run --fresh` starts over on the new image (the layer — {} — "
                       "and the workspace clone are discarded; sync first); `--image initramfs` boots without it; "
                       "or point KSBOX_GUEST_DIR at the old image",
-                      rec.name, l.base_path.string(), l.base_uuid, l.base_size, image.rootfs->string(), id->uuid,
-                      id->size, what_persists()));
+                      rec.name, l.base_path.string(), l.base_uuid, l.base_size, l.base_fingerprint,
+                      image.rootfs->string(), id->uuid, id->size, id->fingerprint, what_persists()));
     if (req.disk_size_given && req.disk_size != l.size)
       plan.notes.push_back(fmt::format("the layer keeps its size {} (`ksbox run --fresh --disk-size {}` makes a new "
                                        "one, discarding it)",
                                        format_disk_size(l.size), format_disk_size(req.disk_size)));
   } else if (have_layer) {
     // Made, but the record was not written after it (interrupted run).
-    rec.layer = LayerRecord{static_cast<uint64_t>(fs::file_size(p.layer(), ec)), id->uuid, id->size, *image.rootfs};
+    rec.layer = LayerRecord{static_cast<uint64_t>(fs::file_size(p.layer(), ec)), id->uuid, id->size,
+                            id->fingerprint, *image.rootfs};
   } else {
     if (rec.layer)
       plan.notes.push_back(fmt::format("{} is missing: making a new layer ({} start over)", p.layer().string(),
@@ -154,7 +162,7 @@ RootDiskPlan plan_root_disk(const SandboxPaths& p, const GuestImage& image, cons
     const auto mkfs = find_mkfs_ext4(&why);
     if (!mkfs) throw RootDiskError(kRunNoGuestImage, why);
     make_layer(*mkfs, p.layer(), req.disk_size);
-    rec.layer = LayerRecord{req.disk_size, id->uuid, id->size, *image.rootfs};
+    rec.layer = LayerRecord{req.disk_size, id->uuid, id->size, id->fingerprint, *image.rootfs};
   }
   rec.image = "rootfs";
   plan.vmm_args = root_disk_vmm_args(*image.rootfs, p.layer());

@@ -20,11 +20,15 @@
 namespace ksbox::cli {
 
 // Which base image a layer was made over: the ext4 UUID in its superblock
-// (mkfs picks one at random, so a rebuilt image has a new one) and its size.
-// Reading it costs one 1 KiB read, not a checksum of the whole image.
+// (mkfs picks one at random, so a rebuilt image has a new one), the file's
+// size, and a fingerprint of the whole superblock (free block and inode
+// counts among it: another content differs there even where a reproducible
+// build fixed the UUID). One 1 KiB read, not a checksum of the whole image;
+// the base is never written, so its superblock never changes.
 struct BaseImageId {
   std::string uuid;  // 8-4-4-4-12 lower-case hex
   uint64_t size = 0;
+  std::string fingerprint;  // FNV-1a 64 of the 1024-byte superblock, 16 hex digits
 };
 // nullopt with *why when the file cannot be read or is not ext4.
 std::optional<BaseImageId> read_base_image_id(const std::filesystem::path& image, std::string* why);

@@ -41,7 +41,8 @@ SandboxRecord read_record(const SandboxPaths& p) {
     r.image = j.value("image", std::string());
     if (const auto l = j.find("layer"); l != j.end() && !l->is_null())
       r.layer = LayerRecord{l->at("size").get<uint64_t>(), l->at("base_uuid").get<std::string>(),
-                            l->at("base_size").get<uint64_t>(), l->at("base_path").get<std::string>()};
+                            l->at("base_size").get<uint64_t>(), l->at("base_fingerprint").get<std::string>(),
+                            l->at("base_path").get<std::string>()};
     return r;
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: malformed ({}); `ksbox destroy --force {}` removes it", p.record().string(),
@@ -63,6 +64,7 @@ void write_record(const SandboxPaths& p, const SandboxRecord& r) {
     j["layer"] = {{"size", r.layer->size},
                   {"base_uuid", r.layer->base_uuid},
                   {"base_size", r.layer->base_size},
+                  {"base_fingerprint", r.layer->base_fingerprint},
                   {"base_path", r.layer->base_path.string()}};
   write_file_atomic(p.record(), j.dump(2) + "\n", 0600);
 }

@@ -36,7 +36,8 @@ struct LayerRecord {
   uint64_t size = 0;      // the layer's size in bytes (sparse)
   std::string base_uuid;  // the base's ext4 UUID
   uint64_t base_size = 0;
-  fs::path base_path;     // where the base was then (for messages)
+  std::string base_fingerprint;  // of its superblock
+  fs::path base_path;            // where the base was then (for messages)
 };
 
 // What `ksbox run` decided when the sandbox was created; the config file may

@@ -66,9 +66,32 @@ TEST(RootDisk, BaseIdentityIsTheExt4Uuid) {
   ASSERT_EQ(out.status, 0);
   EXPECT_NE(out.out.find("Filesystem UUID:          " + id->uuid + "\n"), std::string::npos) << out.out;
   EXPECT_NE(out.out.find("Filesystem volume name:   ksbox-layer\n"), std::string::npos) << out.out;
+  EXPECT_EQ(id->fingerprint.size(), 16u);
   // A new mkfs, a new identity.
   make_layer(mkfs(), img, 64 * kMiB);
   EXPECT_NE(read_base_image_id(img, &why)->uuid, id->uuid);
+  EXPECT_NE(read_base_image_id(img, &why)->fingerprint, id->fingerprint);
+}
+
+TEST(RootDisk, OtherContentUnderTheSameUuidIsAnotherBase) {
+  // What a reproducible build with a fixed UUID gives for other content.
+  TempDir dir;
+  const fs::path a = dir.path() / "a.ext4", b = dir.path() / "b.ext4";
+  fs::create_directories(dir.path() / "content");
+  for (const auto& [img, file] : {std::pair{a, "one"}, std::pair{b, "two"}}) {
+    write_file_atomic(dir.path() / "content" / file, std::string(100'000, 'x'));
+    const int st = run_tool(mkfs(), {"-q", "-F", "-U", "11111111-2222-3333-4444-555555555555", "-E",
+                                     "hash_seed=11111111-2222-3333-4444-555555555555", "-d",
+                                     (dir.path() / "content").string(), img.string(), "16M"},
+                            /*stdout_to_stderr=*/true);
+    ASSERT_EQ(st, 0);
+  }
+  std::string why;
+  const auto ia = read_base_image_id(a, &why), ib = read_base_image_id(b, &why);
+  ASSERT_TRUE(ia && ib) << why;
+  EXPECT_EQ(ia->uuid, ib->uuid);
+  EXPECT_EQ(ia->size, ib->size);
+  EXPECT_NE(ia->fingerprint, ib->fingerprint);
 }
 
 TEST(RootDisk, NotExt4IsRefused) {
@@ -155,6 +178,7 @@ TEST_F(RootDiskPlanTest, FirstBootMakesTheLayerAndRecordsTheBase) {
   std::string why;
   EXPECT_EQ(rec_.layer->base_uuid, read_base_image_id(guest_ / kGuestRootfsFile, &why)->uuid);
   EXPECT_EQ(rec_.layer->base_size, 64 * kMiB);
+  EXPECT_EQ(rec_.layer->base_fingerprint, read_base_image_id(guest_ / kGuestRootfsFile, &why)->fingerprint);
   // The record keeps it.
   rec_.project = "/p";
   rec_.workspace_mode = "clone";
@@ -162,6 +186,7 @@ TEST_F(RootDiskPlanTest, FirstBootMakesTheLayerAndRecordsTheBase) {
   const SandboxRecord back = read_record(p_);
   ASSERT_TRUE(back.layer);
   EXPECT_EQ(back.layer->base_uuid, rec_.layer->base_uuid);
+  EXPECT_EQ(back.layer->base_fingerprint, rec_.layer->base_fingerprint);
   EXPECT_EQ(back.layer->base_path, guest_ / kGuestRootfsFile);
   EXPECT_EQ(back.image, "rootfs");
 }
