@@ -324,7 +324,7 @@ TEST_F(LifecycleTest, RunAttachesAShellAndAttachComesBack) {
   Tmux tmux(root_.string());
   const fs::path st = root_ / "run-status";
   const std::string cmd = "cd " + proj.string() + " && " + KSBOX_CLI +
-                          " run --vcpus 1 --memory 768; echo $? > " + st.string() + "; sleep 60";
+                          " run --vcpus 1 --memory 768 --image initramfs; echo $? > " + st.string() + "; sleep 60";
   ASSERT_EQ(tmux.run({"new-session", "-d", "-s", "s", "-x", "120", "-y", "40", cmd}).exit_code, 0);
   // Typed ahead: the terminal keeps the keys until the shell reads them.
   tmux.type("pwd; id -un; echo $((6*7))x");
