@@ -42,7 +42,7 @@ git -C "$project" commit -qm "Initial commit"
 
 say "ksbox run $project --no-attach --image $image   (clone, boot, wait for the agent)"
 start=$(date +%s%N)
-# The root disk is read over 9p under emulation in the nested harness: ~2 min.
+# Generous for the nested harness on a loaded machine (ready in ~10 s when idle).
 ksbox run "$project" --no-attach --vcpus 1 --memory 1024 --image "$image" --boot-timeout 600
 echo "ready after $(( ($(date +%s%N) - start) / 1000000 )) ms (nested emulation is slow; see benchmarks/)" >&2
 

@@ -5,7 +5,8 @@
 // both by serial and overlays them, guest-image/agent/root_disk.h). The tools
 // and agent CLIs run; a .deb installed with dpkg and files in ~ and /etc
 // survive stop and run; a changed base image is refused; --fresh resets.
-// Root-disk boots are slow under nested emulation (~2 min): three in all.
+// Three boots in all; the whole case took ~4 min in L1 (the agent CLIs'
+// first starts are most of it).
 #include <unistd.h>
 
 #include <filesystem>
