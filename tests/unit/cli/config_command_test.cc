@@ -122,11 +122,12 @@ TEST(ConfigCommand, TextHasOneLinePerKey) {
   const std::string t = out.str();
   for (const char* line : {"name                p\n", "memory_mib          512\n", "network             user\n",
                            "shares              data=../d:ro\n", "sync_mode           manual\n",
-                           "hooks.pre_up        make a, make b\n", "hooks.post_down     -\n"})
+                           "hooks.pre_up        make a, make b\n", "hooks.post_down     -\n",
+                           "image               auto\n", "disk_size           8G (default)\n"})
     EXPECT_NE(t.find(line), std::string::npos) << line << " in\n" << t;
   EXPECT_NE(t.find("vcpus               "), std::string::npos);
   EXPECT_NE(t.find("(sized to the host)"), std::string::npos);
-  EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 17);
+  EXPECT_EQ(std::count(t.begin(), t.end(), '\n'), 19);
 }
 
 TEST(ConfigCommand, ResourcesTheHostCannotGiveFail) {
