@@ -1,5 +1,7 @@
 #include "vmm/guest_memory.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -51,6 +53,17 @@ std::span<uint8_t> GuestMemory::slice_or_throw(GuestAddress addr, uint64_t len,
   if (!s)
     throw Error(fmt::format("{} [{:#x}, +{:#x}) does not fit in guest RAM", what, addr.value(), len));
   return *s;
+}
+
+GuestMemory::DiscardResult GuestMemory::discard(GuestAddress addr, uint64_t len) const {
+  if (len == 0 || addr.value() % kPageSize != 0 || len % kPageSize != 0) return DiscardResult::kMisaligned;
+  auto s = slice(addr, len);
+  if (!s) return DiscardResult::kOutOfRange;
+  // Guest RAM is one private anonymous mapping (MmapRegion::anonymous):
+  // MADV_DONTNEED frees the pages and leaves zero-fill-on-demand behind.
+  // KVM's MMU notifier drops the guest's mappings of them too.
+  if (::madvise(s->data(), s->size(), MADV_DONTNEED) != 0) return DiscardResult::kHostError;
+  return DiscardResult::kOk;
 }
 
 bool GuestMemory::write_bytes(GuestAddress addr, std::span<const uint8_t> bytes) const {

@@ -70,6 +70,14 @@ class GuestMemory {
   }
   bool write_bytes(GuestAddress addr, std::span<const uint8_t> bytes) const;
 
+  static constexpr uint64_t kPageSize = 4096;
+  enum class DiscardResult : uint8_t { kOk, kOutOfRange, kMisaligned, kHostError };
+  // Gives the host memory behind [addr, addr+len) back to the host: the
+  // guest reads zeros there afterwards and the pages are allocated again on
+  // its next touch. The range must be page aligned, non-empty and wholly
+  // inside one region (guest values: checked, never trusted).
+  DiscardResult discard(GuestAddress addr, uint64_t len) const;
+
   const std::vector<GuestRegion>& regions() const { return regions_; }
   uint64_t total_size() const { return mapping_.size(); }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -193,6 +194,30 @@ TEST(GuestMemoryLayoutTest, RegionWrappingTheAddressSpaceThrows) {
   using L = GuestMemory::Layout;
   EXPECT_THROW(GuestMemory({L{GuestAddress(0xffff'ffff'ffff'f000ull), 2 * kPage}}), Error);
   EXPECT_THROW(GuestMemory({L{GuestAddress(0xffff'ffff'ffff'f000ull), kPage}}), Error);  // ends at 2^64
+}
+
+TEST_F(GuestMemoryTest, DiscardZeroesWholePagesInsideOneRegionOnly) {
+  auto all = *mem.slice(GuestAddress(kLowStart), kLowSize);
+  std::fill(all.begin(), all.end(), uint8_t{0xaa});
+  using R = GuestMemory::DiscardResult;
+  EXPECT_EQ(mem.discard(GuestAddress(kPage), 2 * kPage), R::kOk);
+  EXPECT_EQ(all[kPage - 1], 0xaa);
+  EXPECT_EQ(all[kPage], 0);
+  EXPECT_EQ(all[3 * kPage - 1], 0);
+  EXPECT_EQ(all[3 * kPage], 0xaa);
+  // Refused, and nothing touched: unaligned, empty, across the gap, outside RAM, wrapping.
+  EXPECT_EQ(mem.discard(GuestAddress(4 * kPage + 1), kPage), R::kMisaligned);
+  EXPECT_EQ(mem.discard(GuestAddress(4 * kPage), kPage - 1), R::kMisaligned);
+  EXPECT_EQ(mem.discard(GuestAddress(4 * kPage), 0), R::kMisaligned);
+  EXPECT_EQ(mem.discard(GuestAddress(kLowSize - kPage), 2 * kPage), R::kOutOfRange);
+  EXPECT_EQ(mem.discard(GuestAddress(kLowSize), kPage), R::kOutOfRange);
+  EXPECT_EQ(mem.discard(GuestAddress(~uint64_t{0} - kPage + 1), kPage), R::kOutOfRange);
+  EXPECT_EQ(mem.discard(GuestAddress(kPage), ~uint64_t{0} - kPage + 1), R::kOutOfRange);
+  EXPECT_EQ(all[4 * kPage], 0xaa);
+  EXPECT_EQ(all[kLowSize - 1], 0xaa);
+  // The pages are usable again.
+  all[kPage] = 7;
+  EXPECT_EQ(all[kPage], 7);
 }
 
 }  // namespace
