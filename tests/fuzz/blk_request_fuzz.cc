@@ -67,17 +67,7 @@ BlkLimits limits(uint8_t flags) {
 }
 
 void fuzz_parser(uint8_t flags, Input& in) {
-  virtio::DescriptorChain chain;
-  const size_t n = in.take<uint8_t>() % 17;
-  for (size_t i = 0; i < n; ++i) {
-    const uint64_t addr = in.take<uint16_t>() % kAddrSpan;
-    const uint32_t len = in.take<uint16_t>() % 0x1100;
-    const bool w = in.take<uint8_t>() & 1;
-    if (!memory().slice(GuestAddress(addr), len)) continue;  // pop() never hands these out
-    if (!w && !chain.writable.empty()) continue;              // nor readable after writable
-    (w ? chain.writable : chain.readable).push_back({GuestAddress(addr), len});
-    (w ? chain.writable_bytes : chain.readable_bytes) += len;
-  }
+  const virtio::DescriptorChain chain = fuzz::take_chain(in, memory(), kAddrSpan, 0x1100);
   fuzz::load_memory(memory(), in.rest());
   const BlkLimits l = limits(flags);
   const auto r = parse_request(chain, memory(), l);
@@ -164,11 +154,7 @@ void fuzz_device(uint8_t flags, Input& in) {
   if (flags & 64) features |= virtio::feature_bit(VIRTIO_RING_F_EVENT_IDX);
   virtio::Queue q(16);
   if (!fuzz::configure_ring(q, memory(), ring, features)) return;
-  struct NullInterrupt : virtio::Interrupt {
-    void signal_used_queue(uint16_t) override {}
-    void signal_config_change() override {}
-    void signal_needs_reset() override {}
-  } irq;
+  fuzz::NullInterrupt irq;
   CHECK(dev.activate({features, std::span(&q, 1), &memory(), &irq}));
   for (int i = 0; i < kicks; ++i) {
     dev.process_queue(0);

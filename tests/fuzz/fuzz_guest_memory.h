@@ -9,6 +9,7 @@
 #include <cstring>
 #include <span>
 
+#include "devices/virtio/device.h"
 #include "devices/virtio/queue.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "vmm/guest_memory.h"
@@ -57,6 +58,34 @@ inline void load_memory(const GuestMemory& mem, std::span<const uint8_t> image) 
     image = image.subspan(n);
   }
 }
+
+// A descriptor chain as pop() could hand it out, read from the input: u8
+// segment count (at most 16), then per segment u16 address (mod
+// `addr_span`), u16 length (mod `len_span`), u8 writable (bit 0). Segments
+// outside RAM, and readable ones after a writable one, are dropped.
+inline devices::virtio::DescriptorChain take_chain(Input& in, const GuestMemory& mem, uint64_t addr_span,
+                                                   uint32_t len_span) {
+  devices::virtio::DescriptorChain chain;
+  const size_t n = in.take<uint8_t>() % 17;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t addr = in.take<uint16_t>() % addr_span;
+    const uint32_t len = in.take<uint16_t>() % len_span;
+    const bool w = in.take<uint8_t>() & 1;
+    if (!mem.slice(GuestAddress(addr), len)) continue;
+    if (!w && !chain.writable.empty()) continue;
+    (w ? chain.writable : chain.readable).push_back({GuestAddress(addr), len});
+    (w ? chain.writable_bytes : chain.readable_bytes) += len;
+  }
+  return chain;
+}
+
+// An interrupt line nobody listens to.
+class NullInterrupt : public devices::virtio::Interrupt {
+ public:
+  void signal_used_queue(uint16_t) override {}
+  void signal_config_change() override {}
+  void signal_needs_reset() override {}
+};
 
 // Where a split ring's parts sit in guest RAM (the input may choose).
 struct RingLayout {

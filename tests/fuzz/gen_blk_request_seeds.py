@@ -8,6 +8,8 @@ refusals the fuzzer mutates from."""
 import pathlib
 import struct
 
+from seed_image import put_chains
+
 OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "blk_request"
 
 T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, T_WZ = 0, 1, 4, 8, 11, 13
@@ -64,15 +66,7 @@ def device_seed(flags, chains):
     request buffers from 0x800. `chains` is a list of [(addr, len, writable)]."""
     ram = Ram()
     desc, avail, used = 0x000, 0x200, 0x400
-    d = 0
-    heads = []
-    for chain in chains:
-        heads.append(d)
-        for i, (addr, length, w) in enumerate(chain):
-            last = i == len(chain) - 1
-            ram.put(desc + 16 * d, struct.pack("<QIHH", addr, length, (0 if last else NEXT) | (WRITE if w else 0), d + 1))
-            d += 1
-    ram.put(avail, struct.pack("<HH", 0, len(heads)) + b"".join(struct.pack("<H", h) for h in heads))
+    put_chains(ram, desc, avail, chains, NEXT, WRITE)
     return ram, struct.pack("<BBHHHB", flags | DEVICE, 4, desc, avail, used, 1)
 
 

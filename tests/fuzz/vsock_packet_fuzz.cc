@@ -179,12 +179,7 @@ bool in_used_ring(uint64_t addr) {
   return false;
 }
 
-class NullInterrupt : public virtio::Interrupt {
- public:
-  void signal_used_queue(uint16_t) override {}
-  void signal_config_change() override {}
-  void signal_needs_reset() override {}
-};
+using fuzz::NullInterrupt;
 
 UniqueFd unix_socket() { return UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)); }
 

@@ -69,9 +69,9 @@ class FakeDriver {
 class CountingInterrupt : public Interrupt {
  public:
   void signal_used_queue(uint16_t) override { ++used; }
-  void signal_config_change() override {}
+  void signal_config_change() override { ++config; }
   void signal_needs_reset() override { ++needs_reset; }
-  int used = 0, needs_reset = 0;
+  int used = 0, needs_reset = 0, config = 0;
 };
 
 }  // namespace ksbox::devices::virtio::testing
