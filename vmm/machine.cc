@@ -188,7 +188,7 @@ void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> d
   const auto slot = static_cast<uint32_t>(transports_.size());
   const uint64_t base = x86::kVirtioMmioBase + slot * MmioTransport::kWindowSize;
   const uint32_t irq = kFirstVirtioIrq + slot;
-  if (irq >= x86::kIsaIrqs) throw Error("too many virtio devices for the ISA interrupt lines");
+  if (irq >= x86::kIoapicPins) throw Error("too many virtio devices for the I/O APIC's interrupt lines");
 
   auto irq_fd = make_eventfd();
   vm_.register_irqfd(irq_fd.get(), irq);

@@ -29,12 +29,13 @@ struct DiskConfig {
 };
 
 inline constexpr size_t kMaxShareTagBytes = 36;
-// Free virtio-mmio slots (IRQs 5..15; rng, vsock and net take three) leave room for
-// more, but a handful is all a sandbox needs.
+// Free virtio-mmio slots (IRQs 5..23; rng, vsock and net take three) leave
+// room for more, but a handful is all a sandbox needs.
 inline constexpr size_t kMaxShares = 4;
 inline constexpr size_t kMaxDisks = 4;
-// virtio-mmio slots, one per IRQ line 5..15.
-inline constexpr size_t kVirtioSlots = 11;
+// virtio-mmio slots, one per I/O APIC pin 5..23 (0..4 are the legacy
+// devices' lines; see x86::kIoapicPins).
+inline constexpr size_t kVirtioSlots = 19;
 
 // Parses `PATH[:ro|:rw][,serial=ID]` (the --disk argument); throws Error.
 DiskConfig parse_disk(std::string_view arg);

@@ -50,8 +50,8 @@ std::vector<uint8_t> build_mptable(unsigned cpus, uint32_t base) {
   append(entries, MpIoApic{kEntryIoApic, ioapic_id, kIoApicVersion, kCpuEnabled,
                            static_cast<uint32_t>(kIoapicAddr)}),
       ++count;
-  // KVM's default routing wires ISA IRQ n to I/O APIC pin n.
-  for (uint8_t irq = 0; irq < kIsaIrqs; ++irq, ++count)
+  // KVM's default routing wires GSI n to I/O APIC pin n, for every pin.
+  for (uint8_t irq = 0; irq < kIoapicPins; ++irq, ++count)
     append(entries, MpInterrupt{kEntryIoInt, kIntINT, 0, 0, irq, ioapic_id, irq});
   append(entries, MpInterrupt{kEntryLocalInt, kIntExtINT, 0, 0, 0, 0xff, 0}), ++count;
   append(entries, MpInterrupt{kEntryLocalInt, kIntNMI, 0, 0, 0, 0xff, 1}), ++count;

@@ -64,7 +64,11 @@ struct MpInterrupt {
 };
 #pragma pack(pop)
 
-inline constexpr unsigned kIsaIrqs = 16;
+// KVM's in-kernel I/O APIC has 24 pins; its default routing wires GSI n to
+// pin n for all of them. Pins 16..23 are described as ISA interrupts too
+// (edge-triggered, active high: what an irqfd pulse delivers), so a guest
+// without ACPI or PCI maps each to Linux IRQ n.
+inline constexpr unsigned kIoapicPins = 24;
 
 // The floating pointer followed by the configuration table, laid out to be
 // copied to guest-physical `base` (the pointer refers to the table by address).
