@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "devices/vsock/host_socket.h"
+#include "vmm/balloon_control.h"
 #include "vmm/error.h"
 
 namespace ksbox {
@@ -44,11 +45,13 @@ std::string handle_control_request(std::string_view line, const ControlInfo& inf
   } else if (cmd == "resume") {
     ctl.resume();
     reply = {{"ok", true}};
+  } else if (cmd == "balloon") {
+    reply = balloon_request(req, info.balloon, info.memory_mib);
   } else if (cmd == "stop") {
     ctl.request_stop({kExitGuestReset, "stopped through the control socket"});
     reply = {{"ok", true}};
   } else {
-    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"}" : "unknown cmd"}};
+    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"|\"balloon\"}" : "unknown cmd"}};
   }
   return reply.dump() + "\n";
 }

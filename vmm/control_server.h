@@ -6,6 +6,7 @@
 //   {"cmd":"pause","lease_ms":N} -> {"ok":true} once every vCPU is stopped;
 //                      they run again at "resume" or when the lease ends
 //   {"cmd":"resume"} -> {"ok":true}
+//   {"cmd":"balloon"[,"target_mib":N]} -> see balloon_control.h
 #pragma once
 
 #include <chrono>
@@ -18,11 +19,16 @@
 
 namespace ksbox {
 
+namespace devices::balloon {
+class VirtioBalloon;
+}
+
 struct ControlInfo {
   std::string name;  // --name, may be empty
   unsigned vcpus = 0;
   uint64_t memory_mib = 0;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  devices::balloon::VirtioBalloon* balloon = nullptr;  // outlives the server; nullptr: none
 };
 
 inline constexpr size_t kMaxControlRequest = 4096;  // bytes, '\n' included

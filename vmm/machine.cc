@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "devices/balloon/virtio_balloon.h"
 #include "devices/blk/virtio_blk.h"
 #include "devices/fs/io_engine_factory.h"
 #include "devices/fs/virtio_fs.h"
@@ -127,6 +128,10 @@ Machine::Machine(const MachineConfig& cfg)
     add_virtio_device(std::make_shared<devices::blk::VirtioBlk>(
         devices::blk::DiskImage(disk.path, disk.read_only, disk.serial), blk_io));
   if (cfg_.network.mode != "off") add_network();
+  if (cfg_.balloon) {
+    balloon_ = std::make_shared<devices::balloon::VirtioBalloon>();
+    add_virtio_device(balloon_);
+  }
   load_guest();
   create_vcpus(cfg.vcpus);
 }
@@ -306,7 +311,9 @@ ExitStatus Machine::run() {
 
   std::optional<ControlServer> control;
   if (!cfg_.control_path.empty())
-    control.emplace(cfg_.control_path, ControlInfo{cfg_.name, cfg_.vcpus, cfg_.memory_mib}, ctl_);
+    control.emplace(cfg_.control_path,
+                    ControlInfo{cfg_.name, cfg_.vcpus, cfg_.memory_mib, std::chrono::steady_clock::now(), balloon_.get()},
+                    ctl_);
 
   std::vector<std::thread> threads;
   threads.reserve(vcpus_.size());

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "devices/balloon/virtio_balloon.h"
 #include "devices/legacy/serial.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/queue_notifier.h"
@@ -61,6 +62,7 @@ class Machine {
   std::vector<UniqueFd> irq_fds_;
   std::shared_ptr<devices::Serial> serial_;
   std::vector<std::string> device_args_;  // virtio_mmio.device=... for the command line
+  std::shared_ptr<devices::balloon::VirtioBalloon> balloon_;  // nullptr with --balloon off
   // Declared last: their threads use the transports and guest memory above.
   std::vector<std::shared_ptr<devices::virtio::MmioTransport>> transports_;
   std::vector<std::unique_ptr<devices::virtio::QueueNotifier>> notifiers_;

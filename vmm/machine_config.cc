@@ -80,7 +80,7 @@ void validate_disk_serial(std::string_view serial) {
 
 size_t virtio_slots_needed(const MachineConfig& cfg) {
   return 1 + (cfg.vsock_path.empty() ? 0 : 1) + cfg.shares.size() + cfg.disks.size() +
-         (cfg.network.mode == "off" ? 0 : 1);
+         (cfg.network.mode == "off" ? 0 : 1) + (cfg.balloon ? 1 : 0);
 }
 
 namespace {
@@ -136,7 +136,7 @@ void validate(const MachineConfig& cfg, uint64_t host_mib, unsigned kvm_max_vcpu
   validate_disks(cfg.disks);
   validate_network(cfg.network);
   if (virtio_slots_needed(cfg) > kVirtioSlots)
-    throw Error(fmt::format("this machine needs {} virtio devices (rng, vsock, shares, disks, net); it has {} slots",
+    throw Error(fmt::format("this machine needs {} virtio devices (rng, vsock, shares, disks, net, balloon); it has {} slots",
                             virtio_slots_needed(cfg), kVirtioSlots));
 }
 

@@ -29,8 +29,8 @@ struct DiskConfig {
 };
 
 inline constexpr size_t kMaxShareTagBytes = 36;
-// Free virtio-mmio slots (IRQs 5..23; rng, vsock and net take three) leave
-// room for more, but a handful is all a sandbox needs.
+// Free virtio-mmio slots (IRQs 5..23; rng, vsock, net and balloon take four)
+// leave room for more, but a handful is all a sandbox needs.
 inline constexpr size_t kMaxShares = 4;
 inline constexpr size_t kMaxDisks = 4;
 // virtio-mmio slots, one per I/O APIC pin 5..23 (0..4 are the legacy
@@ -73,9 +73,12 @@ struct MachineConfig {
   std::vector<DiskConfig> disks;  // one virtio-blk device each, in order
   std::string blk_io = "auto";    // auto|io_uring|sync for every disk
   NetworkConfig network;  // virtio-net, checked by validate_network()
+  // virtio-balloon: freed guest memory goes back to the host (free page
+  // reporting), and the control socket can set a balloon target.
+  bool balloon = true;
 };
 
-// The virtio-mmio slots `cfg` needs (rng, vsock, shares, disks, net).
+// The virtio-mmio slots `cfg` needs (rng, vsock, shares, disks, net, balloon).
 size_t virtio_slots_needed(const MachineConfig& cfg);
 
 // Throws Error with an actionable message; `host_memory_mib` and

@@ -88,8 +88,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "io_uring", "sync"}))
       ->capture_default_str();
   app.add_option("--control", cfg.control_path,
-                 "Unix socket for the ksbox CLI: JSON requests {\"cmd\":\"status\"} and {\"cmd\":\"stop\"}")
+                 "Unix socket for the ksbox CLI: JSON requests {\"cmd\":\"status\"}, {\"cmd\":\"stop\"}, "
+                 "{\"cmd\":\"pause\"}, {\"cmd\":\"resume\"} and {\"cmd\":\"balloon\",\"target_mib\":N}")
       ->type_name("PATH");
+  app.add_option_function<std::string>(
+         "--balloon", [&cfg](const std::string& v) { cfg.balloon = v == "on"; },
+         "virtio-balloon: 'on' (default) gives the memory the guest frees back to the host (free page "
+         "reporting; --memory is a limit, not a reservation) and lets the control socket set a balloon "
+         "target; the guest deflates it rather than run out of memory. 'off': no balloon device")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->default_str("on");
   std::string pid_file;
   app.add_option("--pid-file", pid_file,
                  "write {\"pid\",\"starttime\"} here at start; removed when the VMM ends, unless the guest "

@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "devices/balloon/virtio_balloon.h"
+
 namespace ksbox {
 namespace {
 
@@ -54,6 +56,29 @@ TEST(ControlRequest, MalformedRequestsAreRefused) {
     EXPECT_TRUE(r["error"].is_string()) << bad;
   }
   EXPECT_FALSE(ctl.stopping());
+}
+
+TEST(ControlRequest, BalloonReportsAndSetsTheTargetWithinTheVmsMemory) {
+  VmControl ctl;
+  EXPECT_EQ(json::parse(handle_control_request(R"({"cmd":"balloon"})", {}, ctl))["ok"], false)
+      << "no balloon (--balloon off)";
+  devices::balloon::VirtioBalloon balloon;
+  ControlInfo info{"box", 1, 512};
+  info.balloon = &balloon;
+  json r = json::parse(handle_control_request(R"({"cmd":"balloon"})", info, ctl));
+  EXPECT_EQ(r["ok"], true) << r.dump();
+  EXPECT_EQ(r["target_mib"], 0);
+  EXPECT_EQ(r["actual_mib"], 0);
+  EXPECT_TRUE(r["stats"].is_object());
+  r = json::parse(handle_control_request(R"({"cmd":"balloon","target_mib":300})", info, ctl));
+  EXPECT_EQ(r["ok"], true) << r.dump();
+  EXPECT_EQ(r["target_mib"], 300);
+  EXPECT_EQ(balloon.target_pages(), 300u * 256);
+  for (const char* bad : {R"({"cmd":"balloon","target_mib":513})", R"({"cmd":"balloon","target_mib":-1})",
+                          R"({"cmd":"balloon","target_mib":"all"})", R"({"cmd":"balloon","target_mib":1.5})"}) {
+    EXPECT_EQ(json::parse(handle_control_request(bad, info, ctl))["ok"], false) << bad;
+  }
+  EXPECT_EQ(balloon.target_pages(), 300u * 256);
 }
 
 std::string ask(const std::string& path, const std::string& request) {

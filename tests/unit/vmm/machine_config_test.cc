@@ -150,7 +150,23 @@ TEST(ValidateMachineConfigTest, DisksMustBeDistinctRegularFilesWithinTheSlots) {
   c.disks = {{"/proc/self/exe", false, ""}};
   EXPECT_NO_THROW(validate(c, 0, 0));
   c.vsock_path = "/tmp/v.sock";
-  EXPECT_EQ(virtio_slots_needed(c), 3u);  // rng, vsock, one disk
+  EXPECT_EQ(virtio_slots_needed(c), 4u);  // rng, vsock, one disk, balloon
+  c.balloon = false;
+  EXPECT_EQ(virtio_slots_needed(c), 3u);
+}
+
+TEST(ValidateMachineConfigTest, EveryDeviceAtOnceFitsTheSlots) {
+  auto c = sane();
+  c.vsock_path = "/tmp/v.sock";
+  c.network.mode = "user";
+  c.shares.clear();
+  for (const char* tag : {"a", "b", "c", "d"}) c.shares.push_back({tag, "/tmp", false});
+  c.disks.clear();
+  for (const char* path : {"/proc/self/exe", "/proc/self/cmdline", "/proc/self/environ", "/proc/self/stat"})
+    c.disks.push_back({path, true, ""});
+  EXPECT_EQ(virtio_slots_needed(c), 12u);  // rng, vsock, 4 shares, 4 disks, net, balloon
+  EXPECT_LE(virtio_slots_needed(c), kVirtioSlots);
+  EXPECT_NO_THROW(validate(c, 0, 0));
 }
 
 TEST(ValidateMachineConfigTest, SharesMustBeDistinctExistingDirectories) {
