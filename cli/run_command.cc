@@ -84,6 +84,12 @@ void clone_workspace(const SandboxPaths& p, const fs::path& root, const SandboxC
   }
 }
 
+// The host writes a clone only in its .git (sync commits there), so the
+// guest may cache the rest; a live workspace is the host's too.
+std::string workspace_cache(const SandboxRecord& rec) {
+  return rec.workspace_mode == "clone" ? ",cache=worktree" : "";
+}
+
 std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image, const SandboxRecord& rec,
                                   const SandboxConfig& config, const std::vector<std::string>& publish,
                                   const std::vector<std::string>& root_disk) {
@@ -93,7 +99,7 @@ std::vector<std::string> vmm_args(const SandboxPaths& p, const GuestImage& image
       "--console", p.console_log().string(),  "--vsock",    p.vsock().string(),
       "--control", p.control().string(),      "--pid-file", p.pid_file().string(),
       "--name",    rec.name,                  "--network",  rec.network,
-      "--share",   "workspace=" + rec.workspace_dir(p).string()};
+      "--share",   "workspace=" + rec.workspace_dir(p).string() + workspace_cache(rec)};
   for (const auto& share : config.shares) {
     args.push_back("--share");
     args.push_back(share.tag + "=" + share_host_dir(share, rec.project).string() + (share.read_only ? ":ro" : ""));

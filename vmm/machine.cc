@@ -108,7 +108,6 @@ Machine::Machine(const MachineConfig& cfg)
   if (!cfg_.vsock_path.empty())
     add_virtio_device(std::make_shared<devices::VirtioVsock>(cfg_.vsock_path, cfg_.guest_cid));
   if (!cfg_.shares.empty()) {
-    const auto cache = devices::fs::parse_cache_policy(cfg_.share_cache);
     const auto io = devices::fs::parse_io_engine_kind(cfg_.fs_io);
     // The agent mounts these (guest-image/agent/share_params.h); a tag that
     // is not a safe directory name is served but left for the user to mount.
@@ -119,6 +118,7 @@ Machine::Machine(const MachineConfig& cfg)
     for (const auto& share : cfg_.shares) {
       devices::fs::PassthroughOptions fs_opts;
       fs_opts.read_only = share.read_only;
+      const auto cache = devices::fs::parse_cache_policy(share.cache.empty() ? cfg_.share_cache : share.cache);
       add_virtio_device(
           std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts.with_cache(cache), io));
     }

@@ -23,12 +23,25 @@ void validate_vcpus(unsigned vcpus, unsigned kvm_max_vcpus) {
     throw Error(fmt::format("--vcpus {} is more than the {} this host's KVM supports", vcpus, max_vcpus));
 }
 
+bool is_share_cache_policy(std::string_view s) {
+  return s == "never" || s == "auto" || s == "always" || s == "worktree";
+}
+
 ShareConfig parse_share(std::string_view arg) {
   const size_t eq = arg.find('=');
   if (eq == std::string_view::npos)
-    throw Error(fmt::format("--share '{}': expected TAG=HOSTDIR[:ro]", arg));
-  ShareConfig share{std::string(arg.substr(0, eq)), std::string(arg.substr(eq + 1)), false};
-  // The suffix wins: a directory whose name ends in ":ro" needs a trailing ":rw".
+    throw Error(fmt::format("--share '{}': expected TAG=HOSTDIR[:ro][,cache=POLICY]", arg));
+  ShareConfig share{std::string(arg.substr(0, eq)), std::string(arg.substr(eq + 1)), false, {}};
+  // As --disk: the option list starts at the last ",cache=" (a directory
+  // name may contain commas), and the ":ro" suffix wins over a directory
+  // name ending in ":ro", which needs a trailing ":rw".
+  if (const size_t comma = share.host_dir.rfind(",cache="); comma != std::string::npos) {
+    share.cache = share.host_dir.substr(comma + 7);
+    share.host_dir.resize(comma);
+    if (!is_share_cache_policy(share.cache))
+      throw Error(fmt::format("--share '{}': cache policy '{}': valid values are never, auto, always, worktree", arg,
+                              share.cache));
+  }
   if (share.host_dir.ends_with(":ro") || share.host_dir.ends_with(":rw")) {
     share.read_only = share.host_dir.ends_with(":ro");
     share.host_dir.resize(share.host_dir.size() - 3);

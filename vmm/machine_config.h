@@ -16,6 +16,7 @@ struct ShareConfig {
   std::string tag;       // 1..36 bytes, printable (virtio 1.2 §5.11)
   std::string host_dir;  // an existing directory
   bool read_only = false;
+  std::string cache;  // never|auto|always|worktree; empty: --share-cache
   bool operator==(const ShareConfig&) const = default;
 };
 
@@ -43,9 +44,11 @@ inline constexpr size_t kMaxDiskSerialBytes = 20;  // VIRTIO_BLK_ID_BYTES
 // Throws Error unless `serial` is at most 20 printable ASCII bytes, no spaces.
 void validate_disk_serial(std::string_view serial);
 
-// Parses `TAG=HOSTDIR[:ro|:rw]` (the --share argument); throws Error. Only
-// the syntax is checked here; validate() checks the rest.
+// Parses `TAG=HOSTDIR[:ro|:rw][,cache=POLICY]` (the --share argument);
+// throws Error. Only the syntax is checked here; validate() checks the rest.
 ShareConfig parse_share(std::string_view arg);
+// Whether `s` names a share cache policy (devices/fs/passthrough.h).
+bool is_share_cache_policy(std::string_view s);
 // Throws Error unless `tag` is 1..36 bytes of printable characters (UTF-8
 // allowed; no control characters, no NUL).
 void validate_share_tag(std::string_view tag);
@@ -62,7 +65,8 @@ struct MachineConfig {
   std::string vsock_path;
   uint32_t guest_cid = 3;
   std::vector<ShareConfig> shares;  // one virtio-fs device each, in order
-  // For every share: the guest's cache policy (never|auto|always) and the
+  // For every share without its own: the guest's cache policy (never|auto|
+  // always|worktree) and the
   // file I/O engine (auto|io_uring|sync); checked where they are parsed.
   std::string share_cache = "auto";
   std::string fs_io = "auto";

@@ -62,14 +62,17 @@ int main(int argc, char** argv) {
   add_repeatable(app, "--share", cfg.shares, parse_share,
                  "share the host directory HOSTDIR with the guest over virtio-fs under TAG (1-36 printable bytes; "
                  "the guest mounts it with 'mount -t virtiofs TAG DIR', and ksbox-agent mounts the tag 'workspace' "
-                 "at /workspace); ':ro' makes it read-only, enforced by the VMM. Repeatable, at most 4")
-      ->type_name("TAG=HOSTDIR[:ro]");
+                 "at /workspace); ':ro' makes it read-only, enforced by the VMM; ',cache=POLICY' overrides "
+                 "--share-cache for this share. Repeatable, at most 4")
+      ->type_name("TAG=HOSTDIR[:ro][,cache=POLICY]");
   app.add_option("--share-cache", cfg.share_cache,
                  "what the guest may cache of the shares: 'auto' (names and attributes for 1 s, file pages "
                  "while open: host edits show up), 'always' (kept until the guest drops them, and the guest's "
-                 "writeback cache gathers small writes: only the guest edits), 'never' (every access asks the "
-                 "host; no shared mmap)")
-      ->check(CLI::IsMember({"never", "auto", "always"}))
+                 "writeback cache gathers small writes: only the guest edits), 'worktree' (for a git clone "
+                 "whose .git the host writes: as 'always' without writeback, and absent names are "
+                 "remembered too, except inside .git directories, which are 'auto'), 'never' (every "
+                 "access asks the host; no shared mmap)")
+      ->check(CLI::IsMember({"never", "auto", "always", "worktree"}))
       ->capture_default_str();
   app.add_option("--fs-io", cfg.fs_io,
                  "file I/O engine of the shares: 'auto' (io_uring when the host allows it, else sync), "

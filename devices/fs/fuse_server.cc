@@ -244,7 +244,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       if (auto bad = c.only_arg(oi)) return fail(c, *bad, -EINVAL);
       fuse_open_out oo{};
       const int r = op == FUSE_OPEN ? fs_->open(c.h.nodeid, oi.flags, oo.fh) : fs_->opendir(c.h.nodeid, oo.fh);
-      oo.open_flags = fs_->options().open_reply_flags(op == FUSE_OPENDIR);
+      oo.open_flags = fs_->open_reply_flags(c.h.nodeid, op == FUSE_OPENDIR);
       return r ? reply(c, r) : reply(c, 0, &oo, sizeof oo);
     }
     case FUSE_READDIR: return do_readdir(c, false);
@@ -280,7 +280,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       if (!c.component(c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
       CreateOut body{};
       const int r = fs_->create(c.h.nodeid, Ctx::sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
-      body.o.open_flags = fs_->options().open_reply_flags(false);
+      body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, false);
       return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
     }
     case FUSE_MKDIR: {

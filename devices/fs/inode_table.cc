@@ -114,6 +114,16 @@ bool InodeTable::is_ancestor(uint64_t maybe_ancestor, uint64_t nodeid) const {
   return true;  // deeper than re-opening would follow: treat as a loop
 }
 
+bool InodeTable::within_dir_named(uint64_t nodeid, std::string_view name) const {
+  for (size_t depth = 0; depth <= kMaxDepth; ++depth) {
+    const Inode* n = get(nodeid);
+    if (!n || n->name.empty()) return false;
+    if (n->name == name) return true;
+    nodeid = n->parent;
+  }
+  return true;  // deeper than re-opening would follow: the cautious answer
+}
+
 void InodeTable::set_name(uint64_t nodeid, uint64_t parent, std::string_view name) {
   Inode& n = nodes_.at(nodeid);
   if (!n.name.empty() && n.parent == parent && n.name == name) return;

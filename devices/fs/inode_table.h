@@ -74,6 +74,9 @@ class InodeTable {
   // Whether the node's fd is evicted and its name is (parent, name): then a
   // caller about to remove that name should open it first for unnamed().
   bool needs_fd_before_unname(uint64_t nodeid, uint64_t parent, std::string_view name) const;
+  // Whether the node or one of its ancestors, by the names known for them,
+  // is called `name` (a node without a name has no ancestors).
+  bool within_dir_named(uint64_t nodeid, std::string_view name) const;
   // Drops up to `n` references; returns how many asked for were beyond the
   // count (0 for an honest guest). Unknown nodeids are ignored.
   uint64_t forget(uint64_t nodeid, uint64_t n);

@@ -20,6 +20,9 @@
 namespace ksbox::devices::fs {
 namespace {
 
+constexpr uint32_t kAutoTimeoutS = 1;
+constexpr uint32_t kLongTimeoutS = 86400;
+
 InodeTable make_table(const std::string& root, size_t max_inodes, size_t max_fds) {
   UniqueFd fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno("share root " + root);
@@ -47,14 +50,16 @@ CachePolicy parse_cache_policy(std::string_view s) {
   if (s == "never") return CachePolicy::kNever;
   if (s == "auto") return CachePolicy::kAuto;
   if (s == "always") return CachePolicy::kAlways;
-  throw Error("unknown cache policy '" + std::string(s) + "': valid values are never, auto, always");
+  if (s == "worktree") return CachePolicy::kWorktree;
+  throw Error("unknown cache policy '" + std::string(s) + "': valid values are never, auto, always, worktree");
 }
 
 PassthroughOptions PassthroughOptions::with_cache(CachePolicy policy) const {
   PassthroughOptions o = *this;
   o.cache = policy;
-  constexpr uint32_t kDay = 86400;
-  o.entry_timeout_s = o.attr_timeout_s = policy == CachePolicy::kNever ? 0 : policy == CachePolicy::kAuto ? 1 : kDay;
+  o.entry_timeout_s = o.attr_timeout_s = policy == CachePolicy::kNever  ? 0
+                                         : policy == CachePolicy::kAuto ? kAutoTimeoutS
+                                                                        : kLongTimeoutS;
   o.writeback = policy == CachePolicy::kAlways;
   return o;
 }
@@ -68,13 +73,28 @@ PassthroughOptions PassthroughOptions::fit_to_fd_limit(uint64_t fd_limit) const 
   return o;
 }
 
-uint32_t PassthroughOptions::open_reply_flags(bool dir) const {
+uint32_t PassthroughOptions::open_reply_flags(bool dir, bool host_edits) const {
   switch (cache) {
     case CachePolicy::kNever: return dir ? 0 : FOPEN_DIRECT_IO;
     case CachePolicy::kAuto: return 0;
+    case CachePolicy::kWorktree:
+      if (host_edits) return 0;
+      [[fallthrough]];
     case CachePolicy::kAlways: return dir ? FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE;
   }
   return 0;
+}
+
+bool Passthrough::host_edits(uint64_t nodeid) const {
+  return opts_.cache == CachePolicy::kWorktree && inodes_.within_dir_named(nodeid, ".git");
+}
+
+uint32_t Passthrough::entry_timeout(uint64_t nodeid) const {
+  return host_edits(nodeid) ? kAutoTimeoutS : opts_.entry_timeout_s;
+}
+
+uint32_t Passthrough::attr_timeout(uint64_t nodeid) const {
+  return host_edits(nodeid) ? kAutoTimeoutS : opts_.attr_timeout_s;
 }
 
 Passthrough::Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine)
@@ -141,8 +161,8 @@ int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out, uint64_t parent, s
   if (id == 0) return -ENFILE;
   out = {};
   out.nodeid = id;
-  out.entry_valid = opts_.entry_timeout_s;
-  out.attr_valid = opts_.attr_timeout_s;
+  out.entry_valid = entry_timeout(id);
+  out.attr_valid = attr_timeout(id);
   fill_attr(st, out.attr);
   return 0;
 }
@@ -150,7 +170,11 @@ int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out, uint64_t parent, s
 int Passthrough::lookup(uint64_t parent, std::string_view name, fuse_entry_out& out) {
   PathFd dir;
   if (int r = inodes_.fd(parent, dir)) return r;
-  return entry_for(parent, dir->get(), name, out);
+  const int r = entry_for(parent, dir->get(), name, out);
+  if (r != -ENOENT || opts_.cache != CachePolicy::kWorktree || name == ".git" || host_edits(parent)) return r;
+  out = {};
+  out.entry_valid = opts_.entry_timeout_s;
+  return 0;
 }
 
 int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint64_t> fh) {
@@ -163,7 +187,7 @@ int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint
     if (int r = stat_fd(node->get(), st)) return r;
   }
   out = {};
-  out.attr_valid = opts_.attr_timeout_s;
+  out.attr_valid = attr_timeout(nodeid);
   fill_attr(st, out.attr);
   return 0;
 }

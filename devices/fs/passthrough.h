@@ -47,8 +47,13 @@ enum class CachePolicy : uint8_t {
   kAuto,    // 1 s timeouts; the page cache is kept only while a file stays open
   kAlways,  // long timeouts, pages and directories kept across opens, writeback
             // cache: only the guest edits
+  kWorktree,  // a git clone the guest works in, whose .git the host writes
+              // (ksbox sync commits there): always (without writeback, so
+              // the host reads every write at once) plus cached misses,
+              // except inside any `.git` directory, which is auto
 };
-// Parses "never", "auto", "always"; throws ksbox::Error naming the choices.
+// Parses "never", "auto", "always", "worktree"; throws ksbox::Error naming
+// the choices.
 CachePolicy parse_cache_policy(std::string_view s);
 
 struct PassthroughOptions {
@@ -81,8 +86,9 @@ struct PassthroughOptions {
   // a full handle table answers ENFILE to the guest instead of the process
   // running into EMFILE.
   PassthroughOptions fit_to_fd_limit(uint64_t fd_limit) const;
-  // FOPEN_* flags for an open (or create) reply under this policy.
-  uint32_t open_reply_flags(bool dir) const;
+  // FOPEN_* flags for an open (or create) reply under this policy, for a
+  // node the host may edit (`host_edits`: kWorktree's .git) or not.
+  uint32_t open_reply_flags(bool dir, bool host_edits = false) const;
 };
 
 class Passthrough {
@@ -96,11 +102,18 @@ class Passthrough {
   // Whether this session runs with the guest's writeback cache (INIT).
   void set_writeback(bool on) { writeback_ = on; }
   bool writeback() const { return writeback_; }
+  // open_reply_flags of the options, for this node.
+  uint32_t open_reply_flags(uint64_t nodeid, bool dir) const {
+    return opts_.open_reply_flags(dir, host_edits(nodeid));
+  }
   bool known(uint64_t nodeid) const { return inodes_.known(nodeid); }
   size_t inode_count() const { return inodes_.size(); }
   size_t open_inode_fds() const { return inodes_.open_fds(); }
   size_t handle_count() const { return handles_.size(); }
 
+  // A name that does not exist answers ENOENT, or under kWorktree outside
+  // .git a negative entry (nodeid 0) that the guest keeps: compilers and
+  // module loaders probe many absent paths, and only the guest adds names.
   int lookup(uint64_t parent, std::string_view name, fuse_entry_out& out);
   // Returns how many of the `n` asked for were beyond the lookup count.
   uint64_t forget(uint64_t nodeid, uint64_t n) { return inodes_.forget(nodeid, n); }
@@ -182,6 +195,11 @@ class Passthrough {
   // The host's open flags for the guest's `flags` (see kOpenFlagsPassed).
   int host_flags(uint32_t flags) const;
   static std::string proc_name(int path_fd) { return std::to_string(path_fd); }
+  // Whether the host may change the node behind the guest (kWorktree: it
+  // is in a .git directory, or is one), so that it gets auto's timeouts.
+  bool host_edits(uint64_t nodeid) const;
+  uint32_t entry_timeout(uint64_t nodeid) const;
+  uint32_t attr_timeout(uint64_t nodeid) const;
   // The entry for `name` in the directory `dirfd` (the node `parent`).
   int entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out);
   // The entry for the inode `path_fd`, known as (parent, name) if named.

@@ -49,8 +49,8 @@ class FsTest : public GuestTest {
 };
 
 // The tests that do not need host edits to show up in a running guest run
-// under both cache policies: 'auto' (the default) and 'always' (with the
-// guest's writeback cache).
+// under the cache policies: 'auto' (the default), 'always' (with the guest's
+// writeback cache) and 'worktree' (what ksbox run gives a clone).
 class FsCacheTest : public FsTest, public ::testing::WithParamInterface<const char*> {
  protected:
   void SetUp() override {
@@ -58,7 +58,7 @@ class FsCacheTest : public FsTest, public ::testing::WithParamInterface<const ch
     FsTest::SetUp();
   }
 };
-INSTANTIATE_TEST_SUITE_P(Cache, FsCacheTest, ::testing::Values("auto", "always"));
+INSTANTIATE_TEST_SUITE_P(Cache, FsCacheTest, ::testing::Values("auto", "always", "worktree"));
 
 #define EXPECT_OK(r) EXPECT_EQ((r).exit_code, 0) << sb_->describe(r)
 #define ASSERT_OK(r) ASSERT_EQ((r).exit_code, 0) << sb_->describe(r)

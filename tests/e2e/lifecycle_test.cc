@@ -236,6 +236,11 @@ TEST_F(LifecycleTest, TwoSandboxesAtOnceAndAutoCommit) {
   auto r = ksbox({"sync", "gamma"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(read_file(a / "one.txt"), "one\n");
+  // The guest sees the commit the host made in its clone's .git (the
+  // workspace share caches all but .git; there names last 1 s).
+  r = guest("gamma", "sleep 2 && cd /workspace && git status --porcelain && git log -1 --format=%s");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ksbox: auto-commit 1 file\n") << r.err;
   // Live: the commit is in the project already; there is nothing to sync.
   EXPECT_EQ(read_file(b / "agent.txt"), "agent\n");
   EXPECT_EQ(git(b, {"log", "-1", "--format=%s"}).out, "agent work\n");

@@ -104,10 +104,20 @@ TEST(ValidateMachineConfigTest, VsockPathMustFitASocketAddress) {
 }
 
 TEST(ParseShareTest, TagDirAndMode) {
-  EXPECT_EQ(parse_share("workspace=/srv/project"), (ShareConfig{"workspace", "/srv/project", false}));
-  EXPECT_EQ(parse_share("ref=/srv/ref:ro"), (ShareConfig{"ref", "/srv/ref", true}));
-  EXPECT_EQ(parse_share("x=/a:ro:rw"), (ShareConfig{"x", "/a:ro", false}));  // a name ending in ":ro"
-  EXPECT_EQ(parse_share("x=/a=b"), (ShareConfig{"x", "/a=b", false}));     // the first '=' splits
+  EXPECT_EQ(parse_share("workspace=/srv/project"), (ShareConfig{"workspace", "/srv/project", false, ""}));
+  EXPECT_EQ(parse_share("ref=/srv/ref:ro"), (ShareConfig{"ref", "/srv/ref", true, ""}));
+  EXPECT_EQ(parse_share("x=/a:ro:rw"), (ShareConfig{"x", "/a:ro", false, ""}));  // a name ending in ":ro"
+  EXPECT_EQ(parse_share("x=/a=b"), (ShareConfig{"x", "/a=b", false, ""}));     // the first '=' splits
+}
+
+TEST(ParseShareTest, CachePolicyOfItsOwn) {
+  EXPECT_EQ(parse_share("workspace=/w,cache=worktree"), (ShareConfig{"workspace", "/w", false, "worktree"}));
+  EXPECT_EQ(parse_share("ref=/r:ro,cache=always"), (ShareConfig{"ref", "/r", true, "always"}));
+  // The last ",cache=" starts the options: earlier commas belong to the name.
+  EXPECT_EQ(parse_share("x=/a,b,cache=never"), (ShareConfig{"x", "/a,b", false, "never"}));
+  EXPECT_KSBOX_ERROR(parse_share("x=/a,cache="), "valid values are never, auto, always, worktree");
+  EXPECT_KSBOX_ERROR(parse_share("x=/a,cache=sometimes"), "cache policy 'sometimes'");
+  EXPECT_KSBOX_ERROR(parse_share("x=,cache=auto"), "no host directory");
 }
 
 TEST(ParseShareTest, BadSyntaxAndTags) {
