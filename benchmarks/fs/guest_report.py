@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Summarises benchmarks/fs/run-guest: reads the FSBENCH lines of the logs
 of the sides that ran (ksbox-vmm's console, QEMU's console, the native run,
-ksbox-vmm with --share-cache always), prints per-side checks, a header and
-the RESULT lines (medians over the passes):
+ksbox-vmm with --share-cache always, ksbox-vmm with cache=worktree and the
+guest's caches kept), prints per-side checks, a header and the RESULT lines
+(medians over the passes):
   RESULT <metric> ksbox=… peer=qemu-9p:… ratio=ksbox/peer
   RESULT <metric>_vs_native ksbox=… peer=native:… ratio=ksbox/peer
+  RESULT <metric>_warm_vs_native ksbox=<warm> peer=native:… ratio=warm/peer
   RESULT <metric>_always ksbox=<always> peer=ksbox-auto:… ratio=always/auto
 Times are in ms (lower is better); seq_* in MiB/s and rand_* in IOPS (higher
 is better). Exits 1 when a side did not finish."""
@@ -70,6 +72,7 @@ def main():
     ap.add_argument("qemu")
     ap.add_argument("native")
     ap.add_argument("always", nargs="?")
+    ap.add_argument("warm", nargs="?")
     args = ap.parse_args()
 
     ran = args.sides.split(",")
@@ -77,7 +80,8 @@ def main():
     ok = True
     sys.stdout.flush()
     for name, side, path in (("ksbox", "ksbox", args.ksbox), ("qemu-9p", "qemu", args.qemu),
-                             ("native", "native", args.native), ("ksbox-always", "ksbox-always", args.always)):
+                             ("native", "native", args.native), ("ksbox-always", "ksbox-always", args.always),
+                             ("ksbox-warm", "ksbox-warm", args.warm)):
         if side not in ran or not path:
             continue
         steps, checks, done, fail, lines = parse(path)
@@ -92,10 +96,10 @@ def main():
     print(f"# fs in-guest benchmark: {args.reps} passes per side in one boot each (medians), {args.where}; "
           f"{args.files} files, {args.mib} MiB sequential, {args.randops} random 4 KiB requests, "
           f"{args.smallkib} KiB in 128-byte writes; "
-          "guests: 1 vCPU, 1 GiB, caches dropped before each step; "
+          "guests: 1 vCPU, 1 GiB, caches dropped before each step (ksbox-warm: kept, cache=worktree); "
           f"qemu-9p: security_model={args.qemu_model}, msize=512000, cache=none; ms lower is better, MiB/s and IOPS higher is better")
     for ours, peer, suffix in (("ksbox", "qemu-9p", ""), ("ksbox", "native", "_vs_native"),
-                               ("ksbox-always", "ksbox", "_always")):
+                               ("ksbox-warm", "native", "_warm_vs_native"), ("ksbox-always", "ksbox", "_always")):
         if ours not in sides or peer not in sides:
             continue
         label = "ksbox-auto" if peer == "ksbox" else peer
