@@ -10,6 +10,7 @@
 #include "devices/vsock/host_socket.h"
 #include "vmm/balloon_control.h"
 #include "vmm/error.h"
+#include "vmm/fs_stats_control.h"
 
 namespace ksbox {
 
@@ -47,11 +48,13 @@ std::string handle_control_request(std::string_view line, const ControlInfo& inf
     reply = {{"ok", true}};
   } else if (cmd == "balloon") {
     reply = balloon_request(req, info.balloon, info.memory_mib);
+  } else if (cmd == "fs") {
+    reply = fs_stats_reply(info.shares);
   } else if (cmd == "stop") {
     ctl.request_stop({kExitGuestReset, "stopped through the control socket"});
     reply = {{"ok", true}};
   } else {
-    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"|\"balloon\"}" : "unknown cmd"}};
+    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"|\"balloon\"|\"fs\"}" : "unknown cmd"}};
   }
   return reply.dump() + "\n";
 }

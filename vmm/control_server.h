@@ -7,6 +7,7 @@
 //                      they run again at "resume" or when the lease ends
 //   {"cmd":"resume"} -> {"ok":true}
 //   {"cmd":"balloon"[,"target_mib":N]} -> see balloon_control.h
+//   {"cmd":"fs"}     -> the shares' FUSE request counts, see fs_stats_control.h
 #pragma once
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmm/vm_control.h"
 
@@ -22,6 +24,9 @@ namespace ksbox {
 namespace devices::balloon {
 class VirtioBalloon;
 }
+namespace devices::fs {
+class VirtioFs;
+}
 
 struct ControlInfo {
   std::string name;  // --name, may be empty
@@ -29,6 +34,7 @@ struct ControlInfo {
   uint64_t memory_mib = 0;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   devices::balloon::VirtioBalloon* balloon = nullptr;  // outlives the server; nullptr: none
+  std::vector<devices::fs::VirtioFs*> shares;           // outlive the server
 };
 
 inline constexpr size_t kMaxControlRequest = 4096;  // bytes, '\n' included

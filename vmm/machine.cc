@@ -119,8 +119,9 @@ Machine::Machine(const MachineConfig& cfg)
       devices::fs::PassthroughOptions fs_opts;
       fs_opts.read_only = share.read_only;
       const auto cache = devices::fs::parse_cache_policy(share.cache.empty() ? cfg_.share_cache : share.cache);
-      add_virtio_device(
+      shares_.push_back(
           std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts.with_cache(cache), io));
+      add_virtio_device(shares_.back());
     }
   }
   const auto blk_io = devices::io::parse_io_engine_kind(cfg_.blk_io);
@@ -310,10 +311,11 @@ ExitStatus Machine::run() {
   if (!sigfd) throw_errno("signalfd");
 
   std::optional<ControlServer> control;
-  if (!cfg_.control_path.empty())
-    control.emplace(cfg_.control_path,
-                    ControlInfo{cfg_.name, cfg_.vcpus, cfg_.memory_mib, std::chrono::steady_clock::now(), balloon_.get()},
-                    ctl_);
+  if (!cfg_.control_path.empty()) {
+    ControlInfo info{cfg_.name, cfg_.vcpus, cfg_.memory_mib, std::chrono::steady_clock::now(), balloon_.get(), {}};
+    for (const auto& share : shares_) info.shares.push_back(share.get());
+    control.emplace(cfg_.control_path, std::move(info), ctl_);
+  }
 
   std::vector<std::thread> threads;
   threads.reserve(vcpus_.size());

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "devices/balloon/virtio_balloon.h"
+#include "devices/fs/virtio_fs.h"
 #include "devices/legacy/serial.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/queue_notifier.h"
@@ -63,6 +64,7 @@ class Machine {
   std::shared_ptr<devices::Serial> serial_;
   std::vector<std::string> device_args_;  // virtio_mmio.device=... for the command line
   std::shared_ptr<devices::balloon::VirtioBalloon> balloon_;  // nullptr with --balloon off
+  std::vector<std::shared_ptr<devices::fs::VirtioFs>> shares_;
   // Declared last: their threads use the transports and guest memory above.
   std::vector<std::shared_ptr<devices::virtio::MmioTransport>> transports_;
   std::vector<std::unique_ptr<devices::virtio::QueueNotifier>> notifiers_;

@@ -92,6 +92,10 @@ def main():
             for line in lines[-40:]:
                 print(f"#   {line}", file=sys.stderr)
         sides[name] = values(steps, args)
+        # Each side's own medians too, so that a one-side run still says something.
+        own = [f"{m}={fmt(*sides[name][m])}" for m in TIMED + RATES if sides[name].get(m)]
+        if own:
+            print(f"# {name}: {' '.join(own)}", file=sys.stderr)
 
     print(f"# fs in-guest benchmark: {args.reps} passes per side in one boot each (medians), {args.where}; "
           f"{args.files} files, {args.mib} MiB sequential, {args.randops} random 4 KiB requests, "

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <string>
 #include <vector>
@@ -28,6 +29,74 @@ const char* to_string(Malformed m) {
     case Malformed::kCount: break;
   }
   return "?";
+}
+
+const char* fuse_opcode_name(uint32_t op) {
+  switch (op) {
+    case FUSE_INIT: return "INIT";
+    case FUSE_DESTROY: return "DESTROY";
+    case FUSE_LOOKUP: return "LOOKUP";
+    case FUSE_FORGET: return "FORGET";
+    case FUSE_BATCH_FORGET: return "BATCH_FORGET";
+    case FUSE_GETATTR: return "GETATTR";
+    case FUSE_SETATTR: return "SETATTR";
+    case FUSE_STATFS: return "STATFS";
+    case FUSE_OPENDIR: return "OPENDIR";
+    case FUSE_READDIR: return "READDIR";
+    case FUSE_READDIRPLUS: return "READDIRPLUS";
+    case FUSE_RELEASEDIR: return "RELEASEDIR";
+    case FUSE_FSYNCDIR: return "FSYNCDIR";
+    case FUSE_OPEN: return "OPEN";
+    case FUSE_READ: return "READ";
+    case FUSE_WRITE: return "WRITE";
+    case FUSE_RELEASE: return "RELEASE";
+    case FUSE_FLUSH: return "FLUSH";
+    case FUSE_FSYNC: return "FSYNC";
+    case FUSE_READLINK: return "READLINK";
+    case FUSE_CREATE: return "CREATE";
+    case FUSE_MKDIR: return "MKDIR";
+    case FUSE_UNLINK: return "UNLINK";
+    case FUSE_RMDIR: return "RMDIR";
+    case FUSE_RENAME: return "RENAME";
+    case FUSE_RENAME2: return "RENAME2";
+    case FUSE_SYMLINK: return "SYMLINK";
+    case FUSE_LINK: return "LINK";
+    case FUSE_MKNOD: return "MKNOD";
+    case FUSE_ACCESS: return "ACCESS";
+    case FUSE_TMPFILE: return "TMPFILE";
+    case FUSE_FALLOCATE: return "FALLOCATE";
+    case FUSE_LSEEK: return "LSEEK";
+    case FUSE_COPY_FILE_RANGE: return "COPY_FILE_RANGE";
+    case FUSE_GETXATTR: return "GETXATTR";
+    case FUSE_LISTXATTR: return "LISTXATTR";
+    case FUSE_SETXATTR: return "SETXATTR";
+    case FUSE_REMOVEXATTR: return "REMOVEXATTR";
+    case FUSE_INTERRUPT: return "INTERRUPT";
+    case FUSE_GETLK: return "GETLK";
+    case FUSE_SETLK: return "SETLK";
+    case FUSE_SETLKW: return "SETLKW";
+    case FUSE_BMAP: return "BMAP";
+    case FUSE_IOCTL: return "IOCTL";
+    case FUSE_POLL: return "POLL";
+    case FUSE_NOTIFY_REPLY: return "NOTIFY_REPLY";
+    case FUSE_SETUPMAPPING: return "SETUPMAPPING";
+    case FUSE_REMOVEMAPPING: return "REMOVEMAPPING";
+    case FUSE_SYNCFS: return "SYNCFS";
+    default: break;
+  }
+  return nullptr;
+}
+
+FuseStats& FuseStats::operator+=(const FuseStats& o) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    ops[i].count += o.ops[i].count;
+    ops[i].ns += o.ops[i].ns;
+  }
+  requests += o.requests;
+  unsupported += o.unsupported;
+  interrupts += o.interrupts;
+  for (size_t i = 0; i < malformed.size(); ++i) malformed[i] += o.malformed[i];
+  return *this;
 }
 
 namespace {
@@ -69,7 +138,12 @@ size_t FuseServer::handle(InSpans in, OutSpans out) {
     return 0;
   }
   if (h->total_extlen != 0) return no_reply ? fail(c, Malformed::kExtensions, 0) : fail(c, Malformed::kExtensions, -EINVAL);
-  return dispatch(c);
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t n = dispatch(c);
+  auto& op = stats_.ops[std::min<size_t>(h->opcode, FuseStats::kOpSlots - 1)];
+  ++op.count;
+  op.ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  return n;
 }
 
 size_t FuseServer::reply(Ctx& c, int error, const void* body, size_t body_len) {

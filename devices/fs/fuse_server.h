@@ -42,13 +42,24 @@ enum class Malformed : uint8_t {
   kCount,
 };
 const char* to_string(Malformed m);
+// "LOOKUP" for FUSE_LOOKUP; nullptr for an opcode this header does not know.
+const char* fuse_opcode_name(uint32_t opcode);
 
 struct FuseStats {
+  // Per opcode (index = FUSE opcode; kOpSlots-1 gathers any larger one):
+  // requests served and the host time spent serving them.
+  static constexpr size_t kOpSlots = 64;
+  struct Op {
+    uint64_t count = 0;
+    uint64_t ns = 0;
+  };
+  std::array<Op, kOpSlots> ops{};
   uint64_t requests = 0;
   uint64_t unsupported = 0;  // answered -ENOSYS
   uint64_t interrupts = 0;   // INTERRUPT: nothing to cancel, never answered
   std::array<uint64_t, static_cast<size_t>(Malformed::kCount)> malformed{};
   uint64_t count(Malformed m) const { return malformed[static_cast<size_t>(m)]; }
+  FuseStats& operator+=(const FuseStats& o);
 };
 
 class FuseServer {

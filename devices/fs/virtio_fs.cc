@@ -15,7 +15,7 @@
 namespace ksbox::devices::fs {
 
 VirtioFs::VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts, IoEngineKind io)
-    : host_dir_(std::move(host_dir)), opts_(opts), io_(io) {
+    : tag_(tag), host_dir_(std::move(host_dir)), opts_(opts), io_(io) {
   static_assert(kTagSize == kMaxShareTagBytes);
   validate_share_tag(tag);
   std::memcpy(config_.data(), tag.data(), tag.size());
@@ -61,12 +61,15 @@ bool VirtioFs::activate(const virtio::ActivateContext& ctx) {
 void VirtioFs::reset() {
   std::lock_guard lock(mu_);
   ctx_.reset();
+  if (server_) past_ += server_->stats();
   server_.reset();  // closes every host fd of the old session
 }
 
 FuseStats VirtioFs::fuse_stats() {
   std::lock_guard lock(mu_);
-  return server_ ? server_->stats() : FuseStats{};
+  FuseStats all = past_;
+  if (server_) all += server_->stats();
+  return all;
 }
 
 void VirtioFs::serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chain) {

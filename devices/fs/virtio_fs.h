@@ -50,14 +50,16 @@ class VirtioFs final : public virtio::VirtioDevice {
   uint64_t requests_refused() const { return refused_.load(std::memory_order_relaxed); }
   // Requests handed to the FUSE server (replies or not).
   uint64_t requests_served() const { return served_.load(std::memory_order_relaxed); }
-  // The current session's FUSE counters (a copy; zero when not active).
+  // FUSE counters since the device was made, over every session (a copy).
   FuseStats fuse_stats();
+  const std::string& tag() const { return tag_; }
 
  private:
   std::unique_ptr<FuseServer> make_server() const;
   void serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chain);
 
   static constexpr std::array<uint16_t, 2> queue_sizes_{kQueueSize, kQueueSize};
+  std::string tag_;
   std::string host_dir_;
   PassthroughOptions opts_;
   IoEngineKind io_;
@@ -65,6 +67,7 @@ class VirtioFs final : public virtio::VirtioDevice {
 
   std::mutex mu_;  // the server, the context and the queues
   std::unique_ptr<FuseServer> server_;
+  FuseStats past_;  // of the sessions before server_'s
   std::optional<virtio::ActivateContext> ctx_;
   std::atomic<uint64_t> refused_{0}, served_{0};
 };

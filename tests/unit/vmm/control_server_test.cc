@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "devices/balloon/virtio_balloon.h"
+#include "devices/fs/virtio_fs.h"
 
 namespace ksbox {
 namespace {
@@ -79,6 +80,24 @@ TEST(ControlRequest, BalloonReportsAndSetsTheTargetWithinTheVmsMemory) {
     EXPECT_EQ(json::parse(handle_control_request(bad, info, ctl))["ok"], false) << bad;
   }
   EXPECT_EQ(balloon.target_pages(), 300u * 256);
+}
+
+TEST(ControlRequest, FsListsEveryShareWithItsCounters) {
+  VmControl ctl;
+  json r = json::parse(handle_control_request(R"({"cmd":"fs"})", {}, ctl));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["shares"], json::array());
+  const auto dir = std::filesystem::temp_directory_path();
+  devices::fs::VirtioFs a("workspace", dir.string()), b("cache", dir.string());
+  ControlInfo info{"box", 1, 512};
+  info.shares = {&a, &b};
+  r = json::parse(handle_control_request(R"({"cmd":"fs"})", info, ctl));
+  ASSERT_EQ(r["shares"].size(), 2u) << r.dump();
+  EXPECT_EQ(r["shares"][0]["tag"], "workspace");
+  EXPECT_EQ(r["shares"][1]["tag"], "cache");
+  EXPECT_EQ(r["shares"][0]["requests"], 0);
+  EXPECT_EQ(r["shares"][0]["ops"], json::object());  // served nothing yet
+  EXPECT_EQ(r["shares"][0]["malformed"], json::object());
 }
 
 std::string ask(const std::string& path, const std::string& request) {

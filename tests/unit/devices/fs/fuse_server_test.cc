@@ -355,5 +355,29 @@ TEST_F(FuseServerTest, UnknownOpcodesAnswerEnosys) {
   EXPECT_EQ(c.server.stats().unsupported, 3u);
 }
 
+TEST_F(FuseServerTest, CountsRequestsByOpcode) {
+  write_file(dir.path() / "f", "x");
+  const FuseStats before = c.server.stats();  // INIT in SetUp
+  EXPECT_EQ(before.ops[FUSE_INIT].count, 1u);
+  c.lookup(1, "f");
+  c.lookup(1, "f");
+  c.send(FUSE_GETATTR, 1, Args().add(fuse_getattr_in{}));
+  c.send(9999, 1);  // beyond the named opcodes: the last slot
+  fuse_forget_in fi{};
+  c.send(FUSE_FORGET, 1, Args().add(fi));  // no reply, still counted
+  const FuseStats& st = c.server.stats();
+  EXPECT_EQ(st.ops[FUSE_LOOKUP].count, 2u);
+  EXPECT_EQ(st.ops[FUSE_GETATTR].count, 1u);
+  EXPECT_EQ(st.ops[FUSE_FORGET].count, 1u);
+  EXPECT_EQ(st.ops[FuseStats::kOpSlots - 1].count, 1u);
+  EXPECT_GT(st.ops[FUSE_LOOKUP].ns, 0u);
+  EXPECT_STREQ(fuse_opcode_name(FUSE_LOOKUP), "LOOKUP");
+  EXPECT_EQ(fuse_opcode_name(9999), nullptr);
+  FuseStats sum = st;
+  sum += st;
+  EXPECT_EQ(sum.ops[FUSE_LOOKUP].count, 4u);
+  EXPECT_EQ(sum.requests, 2 * st.requests);
+}
+
 }  // namespace
 }  // namespace ksbox::devices::fs
