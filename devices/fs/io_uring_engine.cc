@@ -33,12 +33,22 @@ int reap(io_uring& ring) {
 
 }  // namespace
 
-IoUringEngine::IoUringEngine() { ring_.emplace(kRingEntries, "virtio-fs I/O"); }
+IoUringEngine::IoUringEngine(size_t ring_min_read, size_t ring_min_write)
+    : ring_min_read_(ring_min_read), ring_min_write_(ring_min_write) {
+  ring_.emplace(kRingEntries, "virtio-fs I/O");
+}
 
 ssize_t IoUringEngine::transfer(bool write, int fd, const iovec* iov, int count, off_t off) {
   const auto blocking = [&] { return write ? pwritev_errno(fd, iov, count, off) : preadv_errno(fd, iov, count, off); };
   if (off < 0) return -EINVAL;  // to io_uring, -1 would mean "at the file position"
   if (!ring_) return blocking();
+  size_t bytes = 0;
+  for (int i = 0; i < count; ++i) bytes += iov[i].iov_len;
+  if (bytes < (write ? ring_min_write_ : ring_min_read_)) {
+    ++inline_requests_;
+    return blocking();
+  }
+  ++ring_requests_;
   io_uring_sqe* sqe = io_uring_get_sqe(ring_->get());
   if (!sqe) {  // cannot happen with nothing in flight; stay correct anyway
     ring_.reset();

@@ -206,8 +206,37 @@ TEST_P(IoEngineTest, NonBlockingFileStillTransfersEverything) {
 
 INSTANTIATE_TEST_SUITE_P(Engines, IoEngineTest,
                          ::testing::Values(EngineParam{"Sync", [] { return std::make_unique<SyncIoEngine>(); }},
-                                           EngineParam{"IoUring", [] { return std::make_unique<IoUringEngine>(); }}),
+                                           // Every batch through the ring, whatever its size.
+                                           EngineParam{"IoUring", [] { return std::make_unique<IoUringEngine>(0, 0); }},
+                                           // Writes and small reads inline, large reads through the ring.
+                                           EngineParam{"IoUringSplit", [] { return std::make_unique<IoUringEngine>(); }}),
                          [](const ::testing::TestParamInfo<EngineParam>& p) { return p.param.name; });
+
+TEST(IoUringEngineSplit, WritesAndSmallReadsInlineLargeReadsThroughTheRing) {
+  std::unique_ptr<IoUringEngine> engine;
+  try {
+    engine = std::make_unique<IoUringEngine>();
+  } catch (const Error& e) {
+    GTEST_SKIP() << "io_uring is not usable on this host: " << e.what();
+  }
+  TempFile f;
+  constexpr size_t kMin = IoUringEngine::kRingMinRead;
+  const auto data = pattern(kMin + 4096, 5);
+  const std::span<const uint8_t> src[] = {data};
+  ASSERT_EQ(engine->write(f.fd.get(), 0, src), static_cast<ssize_t>(data.size()));
+  EXPECT_EQ(engine->inline_requests(), 1u);  // a large write too
+  EXPECT_EQ(engine->ring_requests(), 0u);
+  std::vector<uint8_t> back(data.size());
+  const std::span<uint8_t> small[] = {std::span(back).first(kMin - 1)};
+  ASSERT_EQ(engine->read(f.fd.get(), 0, small), static_cast<ssize_t>(kMin - 1));
+  EXPECT_EQ(engine->inline_requests(), 2u);
+  EXPECT_EQ(engine->ring_requests(), 0u);
+  // A batch is judged by its total: two halves and a page make one large read.
+  const std::span<uint8_t> large[] = {std::span(back).first(kMin / 2), std::span(back).subspan(kMin / 2)};
+  ASSERT_EQ(engine->read(f.fd.get(), 0, large), static_cast<ssize_t>(back.size()));
+  EXPECT_EQ(engine->ring_requests(), 1u);
+  EXPECT_EQ(back, data);
+}
 
 TEST(IoEngineFactory, AutoGivesAWorkingEngine) {
   std::string why = "stale";
