@@ -192,6 +192,27 @@ int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint
   return 0;
 }
 
+namespace {
+// The mode without the bits a write by a user without CAP_FSETID drops
+// (Linux's setattr_should_drop_suidgid): setuid, and setgid where the group
+// may execute (setgid without it marks mandatory locking and stays).
+mode_t without_suidgid(mode_t mode) {
+  mode_t m = mode & ~static_cast<mode_t>(S_ISUID);
+  if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) m &= ~static_cast<mode_t>(S_ISGID);
+  return m;
+}
+}  // namespace
+
+void Passthrough::kill_suidgid(uint64_t fh) {
+  Handle* h = handle(fh, false);
+  struct stat st{};
+  if (!h || ::fstat(h->fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+  const mode_t m = without_suidgid(st.st_mode);
+  // Fails only where the VMM may not chmod; then it lacks CAP_FSETID too
+  // and the host kernel cleared the bits itself.
+  if (m != st.st_mode) (void)::fchmod(h->fd.get(), m & 07777);
+}
+
 int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_out& out) {
   PathFd node;
   if (int r = inodes_.fd(nodeid, node)) return r;
@@ -234,6 +255,11 @@ int Passthrough::setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_o
     if (!(in.valid & FATTR_MTIME)) ts[1].tv_nsec = UTIME_OMIT;
     else if (in.valid & FATTR_MTIME_NOW) ts[1].tv_nsec = UTIME_NOW;
     if (::utimensat(proc_self_fd_.get(), self.c_str(), ts, 0) != 0) return -errno;
+  }
+  if ((in.valid & FATTR_KILL_SUIDGID) && S_ISREG(st.st_mode)) {
+    struct stat now{};
+    if (stat_fd(node->get(), now) == 0 && without_suidgid(now.st_mode) != now.st_mode)
+      (void)::fchmodat(proc_self_fd_.get(), self.c_str(), without_suidgid(now.st_mode) & 07777, 0);
   }
   return getattr(nodeid, out);
 }

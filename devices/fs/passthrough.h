@@ -120,7 +120,14 @@ class Passthrough {
   // With `fh` (GETATTR_FH: fstat of an open file) the handle's fd answers,
   // which works even for an unlinked file whose O_PATH fd was evicted.
   int getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint64_t> fh = std::nullopt);
+  // FATTR_KILL_SUIDGID in `in.valid` clears setuid/setgid as kill_suidgid().
   int setattr(uint64_t nodeid, const fuse_setattr_in& in, fuse_attr_out& out);
+  // Clears setuid, and setgid if group-executable (what Linux clears when a
+  // user without CAP_FSETID writes or truncates a file), of the open file
+  // `fh`: FUSE_HANDLE_KILLPRIV_V2, for requests that ask. The host kernel
+  // already does it when the VMM lacks CAP_FSETID, and drops
+  // security.capability on every write in any case.
+  void kill_suidgid(uint64_t fh);
   int statfs(uint64_t nodeid, fuse_kstatfs& out);
   int readlink(uint64_t nodeid, std::string& target);
 
