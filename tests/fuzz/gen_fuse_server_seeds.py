@@ -44,12 +44,12 @@ def cstr(s):
     return s.encode() + b"\0"
 
 
-def create_in(flags, mode):
-    return struct.pack("<IIII", flags, mode, 0o022, 0)
+def create_in(flags, mode, open_flags=0):
+    return struct.pack("<IIII", flags, mode, 0o022, open_flags)
 
 
-def write_in(fh, off, data):
-    return struct.pack("<QQIIQII", fh, off, len(data), 0, 0, 0, 0) + data
+def write_in(fh, off, data, write_flags=0):
+    return struct.pack("<QQIIQII", fh, off, len(data), write_flags, 0, 0, 0) + data
 
 
 def setxattr(node, name, value, flags=0):
@@ -196,6 +196,17 @@ def seeds():
         req(OPEN, 2, struct.pack("<II", O_WRONLY | O_APPEND, 0)),
         req(WRITE, 2, write_in(2, 0, b"HE")),
         req(CREATE, 1, create_in(O_WRONLY | O_APPEND, S_IFREG | 0o644) + cstr("w")))
+    # FUSE_HANDLE_KILLPRIV_V2: the kill flags of OPEN (O_TRUNC), CREATE,
+    # WRITE and SETATTR (size), on f (node 2, handles 1 and 2).
+    kill_open, kill_write, kill_attr, o_trunc, fattr_size = 1, 1 << 2, 1 << 11, 0o1000, 1 << 3
+    s["kill_suidgid"] = seed(
+        SEND_INIT,
+        req(LOOKUP, 1, cstr("f")),
+        req(OPEN, 2, struct.pack("<II", O_RDWR | o_trunc, kill_open)),
+        req(WRITE, 2, write_in(1, 0, b"x", kill_write)),
+        req(WRITE, 2, write_in(7, 0, b"x", kill_write)),
+        setattr(2, fattr_size | kill_attr),
+        req(CREATE, 1, create_in(O_RDWR | o_trunc, S_IFREG | 0o6755, kill_open) + cstr("f")))
     return s
 
 
