@@ -80,7 +80,9 @@ uint32_t PassthroughOptions::open_reply_flags(bool dir, bool host_edits) const {
     case CachePolicy::kWorktree:
       if (host_edits) return 0;
       [[fallthrough]];
-    case CachePolicy::kAlways: return dir ? FOPEN_CACHE_DIR : FOPEN_KEEP_CACHE;
+    // A directory's listing cache lives in its page cache, which an open
+    // without KEEP_CACHE drops (fuse_open_common): both, or nothing is kept.
+    case CachePolicy::kAlways: return dir ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : FOPEN_KEEP_CACHE;
   }
   return 0;
 }

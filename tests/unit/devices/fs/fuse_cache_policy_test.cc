@@ -63,7 +63,7 @@ void expect_kept(const Seen& s) {
   EXPECT_EQ(s.attr_valid, 86400u);
   EXPECT_EQ(s.open_flags, uint32_t{FOPEN_KEEP_CACHE});
   EXPECT_EQ(s.create_flags, uint32_t{FOPEN_KEEP_CACHE});
-  EXPECT_EQ(s.opendir_flags, uint32_t{FOPEN_CACHE_DIR});
+  EXPECT_EQ(s.opendir_flags, uint32_t{FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE});
 }
 
 TEST(FuseCachePolicy, AlwaysKeepsPagesAndDirectories) {
