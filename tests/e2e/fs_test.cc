@@ -80,6 +80,11 @@ TEST_F(FsTest, WorkspaceIsMountedAndOwnedByTheSandboxUser) {
   EXPECT_NE(r.exit_code, 0) << sb_->describe(r);
   ASSERT_EQ(::stat(ws("made-by-guest").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, ::geteuid());
+  // The agent raised the mount's readahead from the kernel's 128 KiB to a
+  // full 1 MiB request.
+  r = sh("cat /sys/class/bdi/$(grep ' /workspace ' /proc/self/mountinfo | cut -d' ' -f3)/read_ahead_kb");
+  EXPECT_OK(r);
+  EXPECT_EQ(r.out, "1024\n") << sb_->describe(r);
 }
 
 TEST_F(FsTest, GitWorksInTheGuestAndTheHostSeesTheCommits) {
