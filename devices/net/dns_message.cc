@@ -26,7 +26,9 @@ bool read_name(std::span<const uint8_t> msg, size_t& pos, std::string* out) {
     if ((len & 0xc0) == 0xc0) {
       if (at + 1 >= msg.size() || ++pointers > kMaxPointers) return false;
       const size_t target = size_t{len & 0x3fu} << 8 | msg[at + 1];
-      if (target >= at) return false;  // only backwards: no loops
+      // Only backwards (no loops), and never into the header: a reply
+      // rewrites the header, and a name read from it would change.
+      if (target >= at || target < kHeader) return false;
       if (!jumped) pos = at + 2;
       jumped = true;
       at = target;

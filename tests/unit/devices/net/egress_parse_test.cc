@@ -94,6 +94,10 @@ TEST(DnsMessageTest, HostileMessagesAreRefused) {
   EXPECT_FALSE(parse_dns(loop));
   Bytes fwd = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 14, 0, 0, 1};
   EXPECT_FALSE(parse_dns(fwd));
+  // A pointer into the header, which a refusal rewrites (found by
+  // egress_parse_fuzz: the NXDOMAIN's name differed from the query's).
+  Bytes into_header = {0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 'a', 0xc0, 3, 0, 1, 0, 1};
+  EXPECT_FALSE(parse_dns(into_header));
   // An answer whose rdlength runs past the end.
   auto r = dns_response(name({"a", "com"}), {1});
   r[r.size() - 5] = 9;
