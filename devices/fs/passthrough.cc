@@ -91,12 +91,9 @@ bool Passthrough::host_edits(uint64_t nodeid) const {
   return opts_.cache == CachePolicy::kWorktree && inodes_.within_dir_named(nodeid, ".git");
 }
 
-uint32_t Passthrough::entry_timeout(uint64_t nodeid) const {
-  return host_edits(nodeid) ? kAutoTimeoutS : opts_.entry_timeout_s;
-}
-
-uint32_t Passthrough::attr_timeout(uint64_t nodeid) const {
-  return host_edits(nodeid) ? kAutoTimeoutS : opts_.attr_timeout_s;
+Passthrough::Timeouts Passthrough::timeouts(uint64_t nodeid) const {
+  if (host_edits(nodeid)) return {kAutoTimeoutS, kAutoTimeoutS};
+  return {opts_.entry_timeout_s, opts_.attr_timeout_s};
 }
 
 Passthrough::Passthrough(const std::string& root, PassthroughOptions opts, std::unique_ptr<IoEngine> engine)
@@ -163,8 +160,9 @@ int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out, uint64_t parent, s
   if (id == 0) return -ENFILE;
   out = {};
   out.nodeid = id;
-  out.entry_valid = entry_timeout(id);
-  out.attr_valid = attr_timeout(id);
+  const Timeouts t = timeouts(id);
+  out.entry_valid = t.entry_s;
+  out.attr_valid = t.attr_s;
   fill_attr(st, out.attr);
   return 0;
 }
@@ -189,7 +187,7 @@ int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint
     if (int r = stat_fd(node->get(), st)) return r;
   }
   out = {};
-  out.attr_valid = attr_timeout(nodeid);
+  out.attr_valid = timeouts(nodeid).attr_s;
   fill_attr(st, out.attr);
   return 0;
 }

@@ -205,8 +205,11 @@ class Passthrough {
   // Whether the host may change the node behind the guest (kWorktree: it
   // is in a .git directory, or is one), so that it gets auto's timeouts.
   bool host_edits(uint64_t nodeid) const;
-  uint32_t entry_timeout(uint64_t nodeid) const;
-  uint32_t attr_timeout(uint64_t nodeid) const;
+  struct Timeouts {
+    uint32_t entry_s, attr_s;
+  };
+  // The node's entry and attribute timeouts (one walk of its names).
+  Timeouts timeouts(uint64_t nodeid) const;
   // The entry for `name` in the directory `dirfd` (the node `parent`).
   int entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out);
   // The entry for the inode `path_fd`, known as (parent, name) if named.
