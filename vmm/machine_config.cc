@@ -10,6 +10,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "vmm/error.h"
 #include "vmm/x86/layout.h"
@@ -24,7 +25,7 @@ void validate_vcpus(unsigned vcpus, unsigned kvm_max_vcpus) {
 }
 
 bool is_share_cache_policy(std::string_view s) {
-  return s == "never" || s == "auto" || s == "always" || s == "worktree";
+  return std::ranges::find(kShareCachePolicies, s) != kShareCachePolicies.end();
 }
 
 ShareConfig parse_share(std::string_view arg) {
@@ -39,8 +40,8 @@ ShareConfig parse_share(std::string_view arg) {
     share.cache = share.host_dir.substr(comma + 7);
     share.host_dir.resize(comma);
     if (!is_share_cache_policy(share.cache))
-      throw Error(fmt::format("--share '{}': cache policy '{}': valid values are never, auto, always, worktree", arg,
-                              share.cache));
+      throw Error(fmt::format("--share '{}': cache policy '{}': valid values are {}", arg, share.cache,
+                              fmt::join(kShareCachePolicies, ", ")));
   }
   if (share.host_dir.ends_with(":ro") || share.host_dir.ends_with(":rw")) {
     share.read_only = share.host_dir.ends_with(":ro");

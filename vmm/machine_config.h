@@ -1,6 +1,7 @@
 // What one ksbox-vmm process runs: validated before anything is created.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -47,7 +48,10 @@ void validate_disk_serial(std::string_view serial);
 // Parses `TAG=HOSTDIR[:ro|:rw][,cache=POLICY]` (the --share argument);
 // throws Error. Only the syntax is checked here; validate() checks the rest.
 ShareConfig parse_share(std::string_view arg);
-// Whether `s` names a share cache policy (devices/fs/passthrough.h).
+// The share cache policies (devices/fs/passthrough.h's CachePolicy), as
+// --share-cache and ",cache=" take them.
+inline constexpr std::array<std::string_view, 4> kShareCachePolicies = {"never", "auto", "always", "worktree"};
+// Whether `s` names one of them.
 bool is_share_cache_policy(std::string_view s);
 // Throws Error unless `tag` is 1..36 bytes of printable characters (UTF-8
 // allowed; no control characters, no NUL).

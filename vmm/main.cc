@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -72,7 +74,7 @@ int main(int argc, char** argv) {
                  "whose .git the host writes: as 'always' without writeback, and absent names are "
                  "remembered too, except inside .git directories, which are 'auto'), 'never' (every "
                  "access asks the host; no shared mmap)")
-      ->check(CLI::IsMember({"never", "auto", "always", "worktree"}))
+      ->check(CLI::IsMember(std::vector<std::string>(kShareCachePolicies.begin(), kShareCachePolicies.end())))
       ->capture_default_str();
   app.add_option("--fs-io", cfg.fs_io,
                  "file I/O engine of the shares: 'auto' (io_uring when the host allows it, else sync), "
