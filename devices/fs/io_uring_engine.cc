@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "devices/fs/iov_batch.h"
+#include "devices/io/async_io.h"
 
 namespace ksbox::devices::fs {
 namespace {
@@ -42,8 +43,7 @@ ssize_t IoUringEngine::transfer(bool write, int fd, const iovec* iov, int count,
   const auto blocking = [&] { return write ? pwritev_errno(fd, iov, count, off) : preadv_errno(fd, iov, count, off); };
   if (off < 0) return -EINVAL;  // to io_uring, -1 would mean "at the file position"
   if (!ring_) return blocking();
-  size_t bytes = 0;
-  for (int i = 0; i < count; ++i) bytes += iov[i].iov_len;
+  const uint64_t bytes = io::iov_bytes({iov, static_cast<size_t>(count)});
   if (bytes < (write ? ring_min_write_ : ring_min_read_)) {
     ++inline_requests_;
     return blocking();
