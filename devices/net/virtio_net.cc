@@ -235,6 +235,7 @@ VirtioNet::Rx VirtioNet::deliver(std::span<const uint8_t> frame) {
     return Rx::kDropped;
   }
 
+  auto& rxq = ctx_->queues[kRxQueue];
   uint16_t chains = 0;
   for (uint32_t left = need; left > 0; ++chains) left -= std::min(left, rx_chains_[chains].writable_bytes);
   const auto header = encode(rx_header(ctx_->features, chains));
@@ -248,8 +249,12 @@ VirtioNet::Rx VirtioNet::deliver(std::span<const uint8_t> frame) {
     if (hdr) virtio::write_segments(mem, c.writable, 0, header);
     virtio::write_segments(mem, c.writable, hdr, frame.subspan(sent, n));
     sent += n;
-    complete_rx(c.head, static_cast<uint32_t>(hdr + n));
+    rxq.fill_used(mem, c.head, static_cast<uint32_t>(hdr + n));
   }
+  // All of the packet's buffers at once: a driver that sees num_buffers in
+  // the first one and finds the rest missing drops the packet.
+  rxq.publish_used(mem);
+  rx_used_ = true;
   for (uint16_t i = 0; i < chains; ++i) {
     rx_chain_bytes_ -= rx_chains_.front().writable_bytes;
     rx_chains_.pop_front();

@@ -93,7 +93,7 @@ QueueConfigError Queue::set_ready(const GuestMemory& mem, bool ready) {
   if (ready_) return QueueConfigError::kOk;
   const auto err = validate(mem);
   if (err != QueueConfigError::kOk) return err;
-  next_avail_ = avail_idx_cache_ = next_used_ = signalled_used_ = 0;
+  next_avail_ = avail_idx_cache_ = next_used_ = signalled_used_ = filled_ = 0;
   in_flight_.assign(size_, false);
   in_flight_count_ = 0;
   broken_.set(false);
@@ -105,7 +105,7 @@ void Queue::reset() {
   size_ = max_size_;
   desc_ = avail_ = used_ = GuestAddress(0);
   ready_ = indirect_ = event_idx_ = false;
-  next_avail_ = avail_idx_cache_ = next_used_ = signalled_used_ = 0;
+  next_avail_ = avail_idx_cache_ = next_used_ = signalled_used_ = filled_ = 0;
   in_flight_.clear();
   in_flight_count_ = 0;
   broken_.set(false);
@@ -220,23 +220,35 @@ ChainError Queue::walk_chain(const GuestMemory& mem, uint16_t head, DescriptorCh
 }
 
 bool Queue::add_used(const GuestMemory& mem, uint16_t head, uint32_t len) {
+  if (!fill_used(mem, head, len)) return false;
+  publish_used(mem);
+  return true;
+}
+
+bool Queue::fill_used(const GuestMemory& mem, uint16_t head, uint32_t len) {
   if (!ready_ || head >= in_flight_.size() || !in_flight_[head]) {
     add_used_refused_.inc();
     return false;
   }
-  const uint64_t slot = next_used_ & (size_ - 1u);
+  const uint64_t slot = static_cast<uint16_t>(next_used_ + filled_) & (size_ - 1u);
   const GuestAddress elem(used_.value() + kUsedRingOff + sizeof(UsedElem) * slot);
   if (!mem.write_obj(elem, UsedElem{head, len})) {
     add_used_refused_.inc();
     return false;
   }
-  // The element must be visible before the index that publishes it.
-  std::atomic_thread_fence(std::memory_order_release);
-  ++next_used_;
-  mem.write_obj<uint16_t>(GuestAddress(used_.value() + kUsedIdxOff), next_used_);
+  ++filled_;
   in_flight_[head] = false;
   --in_flight_count_;
   return true;
+}
+
+void Queue::publish_used(const GuestMemory& mem) {
+  if (filled_ == 0) return;
+  // The elements must be visible before the index that publishes them.
+  std::atomic_thread_fence(std::memory_order_release);
+  next_used_ = static_cast<uint16_t>(next_used_ + filled_);
+  filled_ = 0;
+  mem.write_obj<uint16_t>(GuestAddress(used_.value() + kUsedIdxOff), next_used_);
 }
 
 bool Queue::should_notify(const GuestMemory& mem) {

@@ -108,6 +108,13 @@ class Queue {
   // Publishes `head` as used with `len` bytes written. Refused (false, counted)
   // when `head` was not popped or was already used.
   bool add_used(const GuestMemory& mem, uint16_t head, uint32_t len);
+  // add_used() in two steps, for a request spread over several chains (a
+  // mergeable rx packet): fill_used() writes the used element but leaves the
+  // used idx alone, so the driver, which may be polling the ring right now,
+  // cannot see part of the request; publish_used() then exposes all filled
+  // elements at once. add_used() publishes earlier filled ones too.
+  bool fill_used(const GuestMemory& mem, uint16_t head, uint32_t len);
+  void publish_used(const GuestMemory& mem);
   // After add_used() calls: whether the driver wants an interrupt now
   // (VRING_AVAIL_F_NO_INTERRUPT, or used_event with VIRTIO_RING_F_EVENT_IDX).
   bool should_notify(const GuestMemory& mem);
@@ -144,6 +151,7 @@ class Queue {
   uint16_t next_avail_ = 0;       // next avail ring slot to consume
   uint16_t avail_idx_cache_ = 0;  // last avail idx read from the guest
   uint16_t next_used_ = 0;        // value of used idx we last published
+  uint16_t filled_ = 0;           // used elements written after next_used_, not yet published
   uint16_t signalled_used_ = 0;   // used idx at the last should_notify()
   uint16_t in_flight_count_ = 0;
   std::vector<bool> in_flight_;  // by head: popped, not yet used

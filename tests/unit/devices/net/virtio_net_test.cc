@@ -7,7 +7,9 @@
 #include <linux/virtio_ids.h>
 
 #include <cstring>
+#include <atomic>
 #include <numeric>
+#include <thread>
 
 #include "test_helpers.h"
 #include "tests/unit/devices/virtio/fake_driver.h"
@@ -213,6 +215,37 @@ TEST_F(VirtioNetTest, RxFrameIsMergedAcrossBuffersWithNumBuffers) {
   EXPECT_EQ(rx_.used_elem(3).len, 112u);
   EXPECT_EQ(guest(kBuf + 3 * 1024 + kNetHeaderSize, 100), frame_of(100, 9));
   EXPECT_EQ(dev_->stats().rx_frames, 2u);
+}
+
+// The guest's driver polls the used ring while the device fills it. A packet
+// spread over three buffers must appear all at once: a driver that finds
+// num_buffers = 3 but fewer used elements drops the packet. A second thread
+// watches the used idx as a polling driver would; it may only ever see whole
+// packets. (It can miss a bad moment, never invent one.)
+TEST_F(VirtioNetTest, RxPacketBuffersArePublishedTogether) {
+  activate_all();
+  const auto frame = frame_of(40000);  // big buffers widen the moments a bug would expose
+  auto* idx_ptr = mem_.slice(GuestAddress(virtio::testing::kUsedAddr + 2), 2)->data();
+  std::atomic_ref<uint16_t> used_idx(*reinterpret_cast<uint16_t*>(const_cast<uint8_t*>(idx_ptr)));
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> partial{0}, seen{0};
+  std::thread watcher([&] {
+    while (!done.load(std::memory_order_relaxed)) {
+      if (used_idx.load(std::memory_order_acquire) % 3 != 0) partial.fetch_add(1);
+      seen.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  while (seen.load() == 0) std::this_thread::yield();
+  constexpr int kPackets = 5000;
+  for (int i = 0; i < kPackets; ++i) {
+    post_rx(0, 3, 16384, virtio::testing::kHighStart);
+    deliver(frame);
+  }
+  done = true;
+  watcher.join();
+  EXPECT_EQ(dev_->stats().rx_frames, uint64_t{kPackets});
+  EXPECT_EQ(rx_.used_idx(), static_cast<uint16_t>(3 * kPackets));
+  EXPECT_EQ(partial.load(), 0u) << "the driver could see part of a packet (" << seen.load() << " looks)";
 }
 
 TEST_F(VirtioNetTest, RxWithoutMergeableBuffersUsesOneBufferAndDropsWhatDoesNotFit) {

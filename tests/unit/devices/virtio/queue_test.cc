@@ -249,6 +249,47 @@ TEST_F(QueueTest, AddUsedPublishesElementThenIndex) {
   EXPECT_EQ(q.pop(mem).status, PopStatus::kChain);
 }
 
+// A mergeable rx packet spans several chains: the driver must see all of
+// them or none, or it drops the packet ("buffers missing").
+TEST_F(QueueTest, FilledElementsStayHiddenUntilPublished) {
+  for (uint16_t i = 0; i < 3; ++i) {
+    drv.desc(i, kBuf + 0x100 * i, 0x100, W);
+    drv.publish(i);
+    ASSERT_EQ(q.pop(mem).status, PopStatus::kChain);
+  }
+  ASSERT_TRUE(q.fill_used(mem, 0, 0x100));
+  ASSERT_TRUE(q.fill_used(mem, 1, 0x80));
+  EXPECT_EQ(drv.used_idx(), 0) << "filled, not published";
+  EXPECT_EQ(q.next_used(), 0);
+  EXPECT_EQ(q.in_flight(), 1);
+  EXPECT_FALSE(q.fill_used(mem, 1, 0)) << "a head is used once, published or not";
+  q.publish_used(mem);
+  EXPECT_EQ(drv.used_idx(), 2);
+  EXPECT_EQ(drv.used_elem(0).id, 0u);
+  EXPECT_EQ(drv.used_elem(1).id, 1u);
+  EXPECT_EQ(drv.used_elem(1).len, 0x80u);
+  q.publish_used(mem);
+  EXPECT_EQ(drv.used_idx(), 2) << "nothing filled, nothing published";
+  // add_used() goes after the filled ones and publishes them with itself.
+  ASSERT_TRUE(q.fill_used(mem, 2, 8));
+  drv.publish(0);
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kChain);
+  ASSERT_TRUE(q.add_used(mem, 0, 9));
+  EXPECT_EQ(drv.used_idx(), 4);
+  EXPECT_EQ(drv.used_elem(2).id, 2u);
+  EXPECT_EQ(drv.used_elem(3).len, 9u);
+}
+
+TEST_F(QueueTest, ResetForgetsFilledElements) {
+  drv.desc(0, kBuf, 8, W);
+  drv.publish(0);
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kChain);
+  ASSERT_TRUE(q.fill_used(mem, 0, 8));
+  configure();
+  q.publish_used(mem);
+  EXPECT_EQ(q.next_used(), 0);
+}
+
 TEST_F(QueueTest, AvailAndUsedIndicesWrapAt65535) {
   drv.desc(0, kBuf, 8, W);
   for (uint32_t n = 0; n < 65536 + 3; ++n) {
