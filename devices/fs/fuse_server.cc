@@ -137,7 +137,7 @@ size_t FuseServer::handle(InSpans in, OutSpans out) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kLengthMismatch)];
     return 0;
   }
-  Ctx c{*h, reader, ReplyWriter(out), {}, {}};
+  Ctx c{*h, reader, ReplyWriter(out), name_, name2_};
   const bool no_reply = !has_reply(h->opcode);
   if (!no_reply && c.out.capacity() < kOutHdr) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kNoReplySpace)];
@@ -225,7 +225,7 @@ size_t FuseServer::do_read(Ctx& c) {
   const size_t size = std::min<size_t>(ri.size, kMaxWrite);
   if (size > c.out.capacity() - kOutHdr) return fail(c, Malformed::kReplyTooLarge, -EINVAL);
   const auto dst = c.out.spans_at(kOutHdr, size);
-  const ssize_t n = fs_->read(ri.fh, ri.offset, dst);
+  const ssize_t n = fs_->read(ri.fh, ri.offset, {dst.data(), dst.size()});
   if (n < 0) return reply(c, static_cast<int>(n));
   fuse_out_header oh{};
   oh.len = static_cast<uint32_t>(kOutHdr + static_cast<size_t>(n));
@@ -240,8 +240,9 @@ size_t FuseServer::do_write(Ctx& c) {
   if (wi.size > kMaxWrite) return fail(c, Malformed::kBadCount, -EINVAL);
   if (c.in.remaining() < wi.size) return fail(c, Malformed::kTruncatedArgs, -EINVAL);
   if (c.in.remaining() > wi.size) return fail(c, Malformed::kTrailingBytes, -EINVAL);
-  const auto src = c.in.take_spans(wi.size);
-  const ssize_t n = fs_->write(wi.fh, wi.offset, *src);
+  SpanList<const uint8_t> src;
+  c.in.take_spans(wi.size, src);  // checked above: all of it is there
+  const ssize_t n = fs_->write(wi.fh, wi.offset, {src.data(), src.size()});
   if (n < 0) return reply(c, static_cast<int>(n));
   if (wi.write_flags & FUSE_WRITE_KILL_SUIDGID) fs_->kill_suidgid(wi.fh);
   fuse_write_out wo{};
@@ -253,9 +254,9 @@ size_t FuseServer::do_readdir(Ctx& c, bool plus) {
   fuse_read_in ri{};
   if (auto bad = c.only_arg(ri)) return fail(c, *bad, -EINVAL);
   const size_t size = std::min({size_t{ri.size}, size_t{kMaxWrite}, c.out.capacity() - kOutHdr});
-  std::vector<uint8_t> body;
-  if (int r = fs_->readdir(c.h.nodeid, ri.fh, ri.offset, size, plus, body)) return reply(c, r);
-  return reply(c, 0, body.data(), body.size());
+  dirents_.clear();  // kept across requests: no allocation per listing page
+  if (int r = fs_->readdir(c.h.nodeid, ri.fh, ri.offset, size, plus, dirents_)) return reply(c, r);
+  return reply(c, 0, dirents_.data(), dirents_.size());
 }
 
 size_t FuseServer::dispatch(Ctx& c) {

@@ -101,6 +101,10 @@ class FuseServer {
 
   std::unique_ptr<Passthrough> fs_;
   FuseStats stats_;
+  // Buffers kept across requests, so that none allocates for them: the
+  // names of the request being served, a READDIR(PLUS) reply being built.
+  std::vector<char> name_, name2_;
+  std::vector<uint8_t> dirents_;
   bool initialized_ = false;
   uint32_t minor_ = 0;
 };

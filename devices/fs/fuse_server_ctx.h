@@ -15,7 +15,8 @@ struct FuseServer::Ctx {
   fuse_in_header h;
   RequestReader in;
   ReplyWriter out;
-  std::vector<char> name, name2;
+  std::vector<char>& name;  // the server's, reused by every request
+  std::vector<char>& name2;
 
   template <typename T>
   bool arg(T& v) {

@@ -23,7 +23,7 @@ RequestReader::RequestReader(InSpans spans, size_t limit) : spans_(spans), limit
   if (limit_ > have) limit_ = have;
 }
 
-bool RequestReader::read(void* dst, size_t n) {
+bool RequestReader::read_spanning(void* dst, size_t n) {
   if (n > remaining()) return false;
   auto* out = static_cast<uint8_t*>(dst);
   size_t done = 0;
@@ -42,9 +42,9 @@ bool RequestReader::read(void* dst, size_t n) {
   return true;
 }
 
-std::optional<std::vector<std::span<const uint8_t>>> RequestReader::take_spans(size_t n) {
-  if (n > remaining()) return std::nullopt;
-  std::vector<std::span<const uint8_t>> out;
+bool RequestReader::take_spans(size_t n, SpanList<const uint8_t>& out) {
+  out.clear();
+  if (n > remaining()) return false;
   size_t done = 0;
   while (done < n) {
     const auto& s = spans_[seg_];
@@ -58,7 +58,7 @@ std::optional<std::vector<std::span<const uint8_t>>> RequestReader::take_spans(s
     }
   }
   pos_ += n;
-  return out;
+  return true;
 }
 
 bool RequestReader::read_cstring(size_t max_len, std::vector<char>& out) {
@@ -84,18 +84,9 @@ bool RequestReader::read_cstring(size_t max_len, std::vector<char>& out) {
 
 ReplyWriter::ReplyWriter(OutSpans spans) : spans_(spans), capacity_(total_size(spans)) {}
 
-bool ReplyWriter::write_at(size_t off, const void* src, size_t n) {
-  if (off > capacity_ || n > capacity_ - off) return false;
-  const auto* in = static_cast<const uint8_t*>(src);
-  for (const auto& part : spans_at(off, n)) {
-    std::memcpy(part.data(), in, part.size());
-    in += part.size();
-  }
-  return true;
-}
-
-std::vector<std::span<uint8_t>> ReplyWriter::spans_at(size_t off, size_t n) const {
-  std::vector<std::span<uint8_t>> out;
+// Calls `f(part)` for the sub-spans of [off, off+n) in order.
+template <typename F>
+void ReplyWriter::for_each_part(size_t off, size_t n, F f) const {
   for (const auto& s : spans_) {
     if (n == 0) break;
     if (off >= s.size()) {
@@ -103,10 +94,25 @@ std::vector<std::span<uint8_t>> ReplyWriter::spans_at(size_t off, size_t n) cons
       continue;
     }
     const size_t chunk = std::min(n, s.size() - off);
-    out.push_back(s.subspan(off, chunk));
+    f(s.subspan(off, chunk));
     n -= chunk;
     off = 0;
   }
+}
+
+bool ReplyWriter::write_at(size_t off, const void* src, size_t n) {
+  if (off > capacity_ || n > capacity_ - off) return false;
+  const auto* in = static_cast<const uint8_t*>(src);
+  for_each_part(off, n, [&](std::span<uint8_t> part) {
+    std::memcpy(part.data(), in, part.size());
+    in += part.size();
+  });
+  return true;
+}
+
+SpanList<uint8_t> ReplyWriter::spans_at(size_t off, size_t n) const {
+  SpanList<uint8_t> out;
+  for_each_part(off, n, [&](std::span<uint8_t> part) { out.push_back(part); });
   return out;
 }
 

@@ -38,29 +38,27 @@ uint64_t InodeTable::find(dev_t dev, ino_t ino) const {
 }
 
 void InodeTable::touch(Inode& n) {
-  if (!n.fd || &n == &nodes_.at(kRootId)) return;
+  if (!n.lru.is_linked()) return;  // no fd, or the root's
   auto& l = lru_of(n);
-  l.splice(l.begin(), l, n.lru);
+  l.splice(l.begin(), l, l.iterator_to(n));
 }
 
 void InodeTable::evict_one() {
   auto& l = named_lru_.empty() ? unnamed_lru_ : named_lru_;
   if (l.empty()) return;
-  const uint64_t victim = l.back();
+  Inode& victim = l.back();
   l.pop_back();
-  nodes_.at(victim).fd.reset();  // a caller still holding a copy keeps it open until done
+  victim.fd.reset();  // a caller still holding a copy keeps it open until done
 }
 
-const PathFd& InodeTable::install(uint64_t nodeid, Inode& n, UniqueFd fd) {
+const PathFd& InodeTable::install(Inode& n, UniqueFd fd) {
   if (n.fd) {
     touch(n);
     return n.fd;  // `fd`, a second handle on the same inode, closes here
   }
   while (open_fds() >= max_fds_ && open_fds() > 0) evict_one();
   n.fd = std::make_shared<const UniqueFd>(std::move(fd));
-  auto& l = lru_of(n);
-  l.push_front(nodeid);
-  n.lru = l.begin();
+  lru_of(n).push_front(n);
   return n.fd;
 }
 
@@ -98,7 +96,7 @@ int InodeTable::fd(uint64_t nodeid, PathFd& out) {
     struct stat st{};
     if (::fstat(f.get(), &st) != 0) return -errno;
     if (st.st_dev != c.dev || st.st_ino != c.ino) return -ESTALE;
-    dir = install(*it, c, std::move(f));
+    dir = install(c, std::move(f));
   }
   out = std::move(dir);
   return 0;
@@ -127,42 +125,62 @@ bool InodeTable::within_dir_named(uint64_t nodeid, std::string_view name) const 
 void InodeTable::set_name(uint64_t nodeid, uint64_t parent, std::string_view name) {
   Inode& n = nodes_.at(nodeid);
   if (!n.name.empty() && n.parent == parent && n.name == name) return;
-  if (!name.empty() && (!known(parent) || is_ancestor(nodeid, parent))) return;  // keep the old name
+  Inode* p = nullptr;
+  if (!name.empty()) {
+    p = node(parent);
+    // Keep the old name where this one would close a loop of parent links:
+    // only a node with named children can be an ancestor of another.
+    if (!p || nodeid == parent || (n.children != 0 && is_ancestor(nodeid, parent))) return;
+  }
   const bool was_named = !n.name.empty();
   const uint64_t old_parent = n.parent;
   auto& from = lru_of(n);
-  if (!name.empty()) ++nodes_.at(parent).children;
+  if (p) ++p->children;
   n.parent = name.empty() ? 0 : parent;
   n.name.assign(name);
   if (n.fd) {
     auto& to = lru_of(n);
-    to.splice(to.begin(), from, n.lru);
+    to.splice(to.begin(), from, from.iterator_to(n));
   }
-  if (was_named) {
-    --nodes_.at(old_parent).children;
-    collect(old_parent);
-  }
+  if (was_named) unparent(old_parent);
+}
+
+void InodeTable::add_ref(uint64_t id, Inode& n, uint64_t parent, std::string_view name) {
+  if (n.nlookup < UINT64_MAX) ++n.nlookup;
+  // The most recent name is a valid one (any of a file's hard links is).
+  if (!name.empty() && id != kRootId) set_name(id, parent, name);
+}
+
+uint64_t InodeTable::ref_known(dev_t dev, ino_t ino, uint64_t parent, std::string_view name) {
+  auto it = by_key_.find(Key{dev, ino});
+  if (it == by_key_.end()) return 0;
+  const uint64_t id = it->second;
+  Inode& n = nodes_.at(id);
+  add_ref(id, n, parent, name);
+  touch(n);
+  return id;
 }
 
 uint64_t InodeTable::ref(UniqueFd fd, dev_t dev, ino_t ino, uint64_t parent, std::string_view name) {
-  if (auto it = by_key_.find(Key{dev, ino}); it != by_key_.end()) {
-    const uint64_t id = it->second;
+  auto [key, added] = by_key_.try_emplace(Key{dev, ino}, next_id_);
+  if (!added) {
+    const uint64_t id = key->second;
     Inode& n = nodes_.at(id);
-    if (n.nlookup < UINT64_MAX) ++n.nlookup;
-    // The most recent name is a valid one (any of a file's hard links is).
-    if (!name.empty() && id != kRootId) set_name(id, parent, name);
-    if (fd) install(id, n, std::move(fd));
+    add_ref(id, n, parent, name);
+    if (fd) install(n, std::move(fd));
     return id;
   }
-  if (nodes_.size() >= max_inodes_) return 0;
+  if (nodes_.size() >= max_inodes_) {
+    by_key_.erase(key);
+    return 0;
+  }
   const uint64_t id = next_id_++;
-  Inode& n = nodes_[id];
+  Inode& n = nodes_.try_emplace(id).first->second;
   n.dev = dev;
   n.ino = ino;
   n.nlookup = 1;
-  by_key_.emplace(Key{dev, ino}, id);
   if (!name.empty()) set_name(id, parent, name);
-  install(id, n, std::move(fd));
+  install(n, std::move(fd));
   return id;
 }
 
@@ -179,32 +197,52 @@ void InodeTable::unnamed(uint64_t nodeid, uint64_t parent, std::string_view name
   Inode* n = node(nodeid);
   if (!n || nodeid == kRootId || n->name.empty() || n->parent != parent || n->name != name) return;
   set_name(nodeid, 0, {});
-  if (keep) install(nodeid, *n, std::move(keep));
+  if (keep) install(*n, std::move(keep));
   collect(nodeid);
 }
 
 void InodeTable::collect(uint64_t nodeid) {
-  while (nodeid != kRootId) {
-    auto it = nodes_.find(nodeid);
-    if (it == nodes_.end()) return;
-    Inode& n = it->second;
-    if (n.nlookup != 0 || n.children != 0) return;
-    const uint64_t parent = n.name.empty() ? 0 : n.parent;
-    if (n.fd) lru_of(n).erase(n.lru);
-    by_key_.erase(Key{n.dev, n.ino});
-    nodes_.erase(it);
-    if (parent == 0) return;
-    --nodes_.at(parent).children;
-    nodeid = parent;
+  if (nodeid == kRootId) return;
+  auto it = nodes_.find(nodeid);
+  if (it != nodes_.end()) collect(it);
+}
+
+bool InodeTable::unused(NodeIt it) {
+  const Inode& n = it->second;
+  return it->first != kRootId && n.nlookup == 0 && n.children == 0;
+}
+
+uint64_t InodeTable::drop(NodeIt it) {
+  Inode& n = it->second;
+  const uint64_t parent = n.name.empty() ? 0 : n.parent;
+  if (n.fd) lru_of(n).erase(lru_of(n).iterator_to(n));
+  by_key_.erase(Key{n.dev, n.ino});
+  nodes_.erase(it);
+  return parent;
+}
+
+void InodeTable::collect(NodeIt it) {
+  if (unused(it)) unparent(drop(it));
+}
+
+void InodeTable::unparent(uint64_t parent) {
+  // Up the chain while each parent loses its last reason to stay.
+  while (parent != 0) {
+    auto it = nodes_.find(parent);
+    if (it == nodes_.end()) return;  // never: a named node keeps its parent
+    --it->second.children;
+    if (!unused(it)) return;
+    parent = drop(it);
   }
 }
 
 uint64_t InodeTable::forget(uint64_t nodeid, uint64_t n) {
-  Inode* node_ptr = node(nodeid);
-  if (!node_ptr) return 0;
-  const uint64_t dropped = std::min(n, node_ptr->nlookup);
-  if (nodeid != kRootId) node_ptr->nlookup -= dropped;
-  collect(nodeid);
+  auto it = nodes_.find(nodeid);
+  if (it == nodes_.end()) return 0;
+  Inode& node = it->second;
+  const uint64_t dropped = std::min(n, node.nlookup);
+  if (nodeid != kRootId) node.nlookup -= dropped;
+  collect(it);
   return n - dropped;
 }
 

@@ -18,9 +18,9 @@
 
 #include <sys/types.h>
 
+#include <boost/intrusive/list.hpp>
 #include <cstdint>
-#include <list>
-#include <map>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,7 +42,9 @@ struct Inode {
   uint64_t parent = 0;    // with `name`: where it can be re-opened
   std::string name;       // empty: no known name
   uint64_t children = 0;  // named nodes whose parent this is
-  std::list<uint64_t>::iterator lru;  // valid while fd is set (never for the root)
+  // In an LRU list while fd is set (never the root's); intrusive, so that
+  // a node costs no list allocation of its own.
+  boost::intrusive::list_member_hook<> lru;
 };
 
 class InodeTable {
@@ -62,6 +64,9 @@ class InodeTable {
   // `parent` (an empty name: unnamed), taking `fd` if the table has none
   // open for it; the nodeid, or 0 when the table is full.
   uint64_t ref(UniqueFd fd, dev_t dev, ino_t ino, uint64_t parent = 0, std::string_view name = {});
+  // ref() of a node the table already holds, without an fd: 0 if (dev, ino)
+  // is not one (then the caller opens it and calls ref()).
+  uint64_t ref_known(dev_t dev, ino_t ino, uint64_t parent, std::string_view name);
   // The nodeid of (dev, ino), 0 if none.
   uint64_t find(dev_t dev, ino_t ino) const;
   // `nodeid` is now reachable as `name` in `parent` (a rename through the
@@ -88,23 +93,39 @@ class InodeTable {
   struct Key {
     dev_t dev;
     ino_t ino;
-    auto operator<=>(const Key&) const = default;
+    bool operator==(const Key&) const = default;
   };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino * 31 + k.dev); }
+  };
+
   Inode* node(uint64_t nodeid);
-  std::list<uint64_t>& lru_of(const Inode& n) { return n.name.empty() ? unnamed_lru_ : named_lru_; }
+  using Lru = boost::intrusive::list<Inode, boost::intrusive::member_hook<Inode, boost::intrusive::list_member_hook<>, &Inode::lru>>;
+  Lru& lru_of(const Inode& n) { return n.name.empty() ? unnamed_lru_ : named_lru_; }
   // Caches `fd` as the node's, evicting the least recently used first.
-  const PathFd& install(uint64_t nodeid, Inode& n, UniqueFd fd);
+  const PathFd& install(Inode& n, UniqueFd fd);
   void evict_one();
   void touch(Inode& n);
+  // Adds a reference to the existing node `id`, named (parent, name) if set.
+  void add_ref(uint64_t id, Inode& n, uint64_t parent, std::string_view name);
   // Sets or clears (parent, name), keeping child counts and LRU lists right.
   void set_name(uint64_t nodeid, uint64_t parent, std::string_view name);
   bool is_ancestor(uint64_t maybe_ancestor, uint64_t nodeid) const;
+  using NodeIt = std::unordered_map<uint64_t, Inode>::iterator;
   // Removes nodes with no lookups and no named children, up the parent chain.
   void collect(uint64_t nodeid);
+  void collect(NodeIt it);
+  // A named child of `parent` is gone: one child fewer, and the parent
+  // collected (and so on up) if that was what kept it.
+  void unparent(uint64_t parent);
+  // Whether the node has no lookups and no named children (never the root).
+  static bool unused(NodeIt it);
+  // Removes the node; returns its parent if it was named, else 0.
+  uint64_t drop(NodeIt it);
 
   std::unordered_map<uint64_t, Inode> nodes_;
-  std::map<Key, uint64_t> by_key_;
-  std::list<uint64_t> named_lru_, unnamed_lru_;  // most recently used first
+  std::unordered_map<Key, uint64_t, KeyHash> by_key_;
+  Lru named_lru_, unnamed_lru_;  // most recently used first; after nodes_, so gone before them
   uint64_t next_id_ = kRootId + 1;
   size_t max_inodes_;
   size_t max_fds_;

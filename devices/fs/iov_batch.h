@@ -5,12 +5,12 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <boost/container/small_vector.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <span>
-#include <vector>
 
 namespace ksbox::devices::fs {
 
@@ -22,7 +22,7 @@ namespace ksbox::devices::fs {
 template <typename Span, typename Op>
 ssize_t transfer_batched(std::span<const Span> bufs, uint64_t offset, Op op) {
   if (offset > static_cast<uint64_t>(INT64_MAX)) return -EINVAL;
-  std::vector<iovec> iov;
+  boost::container::small_vector<iovec, 8> iov;  // no allocation for a typical request
   iov.reserve(std::min<size_t>(bufs.size(), IOV_MAX));
   ssize_t total = 0;
   size_t i = 0;
@@ -45,12 +45,14 @@ ssize_t transfer_batched(std::span<const Span> bufs, uint64_t offset, Op op) {
 }
 
 // preadv/pwritev returning bytes or -errno, the convention of transfer_batched.
+// One buffer (a page of a READ) goes by pread/pwrite, which spare the
+// kernel importing an iovec array.
 inline ssize_t preadv_errno(int fd, const iovec* iov, int count, off_t off) {
-  const ssize_t r = ::preadv(fd, iov, count, off);
+  const ssize_t r = count == 1 ? ::pread(fd, iov->iov_base, iov->iov_len, off) : ::preadv(fd, iov, count, off);
   return r < 0 ? -errno : r;
 }
 inline ssize_t pwritev_errno(int fd, const iovec* iov, int count, off_t off) {
-  const ssize_t r = ::pwritev(fd, iov, count, off);
+  const ssize_t r = count == 1 ? ::pwrite(fd, iov->iov_base, iov->iov_len, off) : ::pwritev(fd, iov, count, off);
   return r < 0 ? -errno : r;
 }
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "devices/fs/fuse_wire.h"
 #include "devices/fs/open_beneath.h"
 #include "vmm/error.h"
 
@@ -147,7 +148,25 @@ void Passthrough::fill_attr(const struct stat& st, fuse_attr& a) const {
   a.blksize = static_cast<uint32_t>(st.st_blksize);
 }
 
-int Passthrough::entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out) {
+int Passthrough::entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out,
+                           bool maybe_known) {
+  // A name that likely stands for a node the table holds (a guest
+  // revalidating its dentry, a second `ls -l`): if it does, that node is
+  // the answer after one fstatat, instead of open + fstat + close. The name
+  // is a single component and not followed, so the stat stays in `dirfd`;
+  // and the node is the inode the name stood for at the stat, whatever the
+  // host did to the name since, as an open would have found it.
+  if (maybe_known && valid_name(name)) {
+    char n[NAME_MAX + 1];
+    std::memcpy(n, name.data(), name.size());
+    n[name.size()] = '\0';
+    struct stat st{};
+    if (::fstatat(dirfd, n, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0) return -errno;
+    if (const uint64_t id = inodes_.ref_known(st.st_dev, st.st_ino, parent, name)) {
+      fill_entry(id, st, out);
+      return 0;
+    }
+  }
   UniqueFd fd = open_beneath(dirfd, name, O_PATH);
   if (!fd) return errno == EMFILE ? -ENFILE : -errno;
   return entry_from(std::move(fd), out, parent, name);
@@ -158,19 +177,26 @@ int Passthrough::entry_from(UniqueFd fd, fuse_entry_out& out, uint64_t parent, s
   if (int r = stat_fd(fd.get(), st)) return r;
   const uint64_t id = inodes_.ref(std::move(fd), st.st_dev, st.st_ino, parent, name);
   if (id == 0) return -ENFILE;
+  fill_entry(id, st, out);
+  return 0;
+}
+
+void Passthrough::fill_entry(uint64_t nodeid, const struct stat& st, fuse_entry_out& out) const {
   out = {};
-  out.nodeid = id;
-  const Timeouts t = timeouts(id);
+  out.nodeid = nodeid;
+  const Timeouts t = timeouts(nodeid);
   out.entry_valid = t.entry_s;
   out.attr_valid = t.attr_s;
   fill_attr(st, out.attr);
-  return 0;
 }
 
 int Passthrough::lookup(uint64_t parent, std::string_view name, fuse_entry_out& out) {
   PathFd dir;
   if (int r = inodes_.fd(parent, dir)) return r;
-  const int r = entry_for(parent, dir->get(), name, out);
+  // A name in a directory where the guest holds others is worth a stat
+  // first: a revalidation of one it holds costs one syscall instead of
+  // three. Where it holds none (a first walk), straight to the open.
+  const int r = entry_for(parent, dir->get(), name, out, inodes_.get(parent)->children != 0);
   if (r != -ENOENT || opts_.cache != CachePolicy::kWorktree || name == ".git" || host_edits(parent)) return r;
   out = {};
   out.entry_valid = opts_.entry_timeout_s;
@@ -328,6 +354,7 @@ int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t s
     h->dirbuf_pos = h->dirbuf_len = 0;
     h->dir_next_off = offset;
   }
+  const dev_t dir_dev = inodes_.get(nodeid)->dev;
   constexpr size_t kDirBuf = 16384;
   if (h->dirbuf.size() != kDirBuf) h->dirbuf.resize(kDirBuf);
   const size_t start = out.size();
@@ -357,7 +384,10 @@ int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t s
     const std::string_view nv(name, namelen);
     if (plus && nv != "." && nv != "..") {
       // The guest takes a lookup reference for every entry it receives.
-      if (entry_for(nodeid, h->fd.get(), nv, entry) != 0) continue;  // vanished since getdents
+      // d_ino names a node the table holds: then it most likely is one (a
+      // mount point's or an overlay's d_ino may differ: opened as new).
+      const bool maybe_known = inodes_.find(dir_dev, d.ino) != 0;
+      if (entry_for(nodeid, h->fd.get(), nv, entry, maybe_known) != 0) continue;  // vanished since getdents
     }
     fuse_dirent de{};
     de.ino = d.ino;

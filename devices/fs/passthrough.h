@@ -6,6 +6,9 @@
 //  - names are single components; every lookup is openat2(RESOLVE_BENEATH |
 //    RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) on the parent's fd with
 //    O_NOFOLLOW, so no "..", symlink or magic link leads out of the root;
+//    a name that likely stands for an inode the table already holds (see
+//    entry_for) is first fstatat'ed, that one component and not followed,
+//    and then answered with that node, whose fd the table has or re-opens;
 //  - only regular files and directories are ever opened for I/O: the type is
 //    checked on the O_PATH fd (an fd's inode cannot change type) and the file
 //    is reopened through /proc/self/fd, so device nodes, FIFOs and sockets
@@ -210,10 +213,13 @@ class Passthrough {
   };
   // The node's entry and attribute timeouts (one walk of its names).
   Timeouts timeouts(uint64_t nodeid) const;
-  // The entry for `name` in the directory `dirfd` (the node `parent`).
-  int entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out);
+  // The entry for `name` in the directory `dirfd` (the node `parent`),
+  // adding a lookup reference. `maybe_known`: try a known node first.
+  int entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out, bool maybe_known = false);
   // The entry for the inode `path_fd`, known as (parent, name) if named.
   int entry_from(UniqueFd path_fd, fuse_entry_out& out, uint64_t parent = 0, std::string_view name = {});
+  // An entry reply for the node with the attributes `st`.
+  void fill_entry(uint64_t nodeid, const struct stat& st, fuse_entry_out& out) const;
   Named named(uint64_t parent, int dirfd, std::string_view name);
   // unlinkat(flags) of `name` in `parent`, and the table told.
   int remove_name(uint64_t parent, std::string_view name, int flags);
