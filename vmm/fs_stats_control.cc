@@ -17,7 +17,7 @@ nlohmann::json fs_stats_reply(const std::vector<devices::fs::VirtioFs*>& shares)
       if (st.ops[op].count == 0) continue;
       const char* name = op + 1 < st.ops.size() ? fs::fuse_opcode_name(static_cast<uint32_t>(op)) : nullptr;
       ops[name ? std::string(name) : "opcode-" + std::to_string(op)] = {{"count", st.ops[op].count},
-                                                                       {"host_us", st.ops[op].ns / 1000}};
+                                                                       {"host_us", st.ops[op].est_ns() / 1000}};
     }
     json malformed = json::object();
     for (size_t m = 0; m < st.malformed.size(); ++m)

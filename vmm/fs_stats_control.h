@@ -1,6 +1,7 @@
 // The control socket's "fs" request: per share, the FUSE requests served
-// since the VMM started, by opcode with the host time they took, and the
-// malformed ones by reason. For finding where a workload's file-system time
+// since the VMM started, by opcode with the host time they took (estimated
+// from every 8th request of the opcode, see FuseStats), and the malformed
+// ones by reason. For finding where a workload's file-system time
 // goes (each request is a guest exit and an interrupt).
 //   {"cmd":"fs"} -> {"ok":true,"shares":[{"tag":"workspace","requests":N,
 //                    "refused":N,"unsupported":N,"malformed":{"bad name":N,..},

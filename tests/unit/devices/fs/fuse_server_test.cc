@@ -15,6 +15,7 @@ namespace {
 
 using testing::Args;
 using testing::FuseClient;
+using testing::list_dir;
 using testing::Reply;
 using testing::read_file;
 using testing::TempDir;
@@ -121,54 +122,11 @@ TEST_F(FuseServerTest, ForgetDropsTheInodeAndNeverUnderflows) {
   EXPECT_EQ(c.send(FUSE_GETATTR, 1, Args().add(fuse_getattr_in{})).error(), 0);
 }
 
-// Reads a whole directory with READDIR(PLUS) in small chunks; name → entry.
-// `each`, if set, sees every name as it arrives (before the next chunk).
-std::map<std::string, fuse_entry_out> list(FuseClient& c, uint64_t node, bool plus, uint32_t chunk, int* calls,
-                                           const std::function<void(const std::string&)>& each = {}) {
-  fuse_open_in oi{};
-  const Reply o = c.send(FUSE_OPENDIR, node, Args().add(oi));
-  EXPECT_EQ(o.error(), 0);
-  const uint64_t fh = o.as<fuse_open_out>().fh;
-  std::map<std::string, fuse_entry_out> names;
-  uint64_t off = 0;
-  *calls = 0;
-  for (;;) {
-    fuse_read_in ri{};
-    ri.fh = fh;
-    ri.offset = off;
-    ri.size = chunk;
-    const Reply r = c.send(plus ? FUSE_READDIRPLUS : FUSE_READDIR, node, Args().add(ri));
-    EXPECT_EQ(r.error(), 0);
-    if (r.body.empty() || r.error()) break;
-    ++*calls;
-    EXPECT_LE(r.body.size(), chunk);
-    for (size_t pos = 0; pos < r.body.size();) {
-      fuse_entry_out e{};
-      if (plus) {
-        std::memcpy(&e, r.body.data() + pos, sizeof e);
-        pos += sizeof e;
-      }
-      fuse_dirent de{};
-      std::memcpy(&de, r.body.data() + pos, FUSE_NAME_OFFSET);
-      const std::string name(reinterpret_cast<const char*>(r.body.data() + pos + FUSE_NAME_OFFSET), de.namelen);
-      pos += FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + de.namelen);
-      EXPECT_FALSE(names.contains(name)) << name;
-      names[name] = e;
-      if (each) each(name);
-      off = de.off;
-    }
-  }
-  fuse_release_in rel{};
-  rel.fh = fh;
-  EXPECT_EQ(c.send(FUSE_RELEASEDIR, node, Args().add(rel)).error(), 0);
-  return names;
-}
-
 TEST_F(FuseServerTest, ReaddirWithOffsets) {
   for (int i = 0; i < 40; ++i) write_file(dir.path() / ("file-" + std::to_string(i)), "x");
   std::filesystem::create_directory(dir.path() / "sub");
   int calls = 0;
-  const auto names = list(c, 1, false, 256, &calls);
+  const auto names = list_dir(c, 1, false, 256, &calls);
   EXPECT_EQ(names.size(), 43u);  // 40 files, sub, ".", ".."
   EXPECT_TRUE(names.contains("file-39"));
   EXPECT_TRUE(names.contains(".."));
@@ -189,7 +147,7 @@ TEST(FuseReaddir, UnlinkingWhileReadingSkipsNothing) {
   FuseClient c(d.path());
   ASSERT_EQ(c.init().error(), 0);
   int calls = 0;
-  const auto names = list(c, 1, false, 1024, &calls, [&](const std::string& n) {
+  const auto names = list_dir(c, 1, false, 1024, &calls, [&](const std::string& n) {
     if (n != "." && n != "..") std::filesystem::remove(d.path() / n);
   });
   EXPECT_EQ(names.size(), 302u);
@@ -201,7 +159,7 @@ TEST_F(FuseServerTest, ReaddirplusLooksUpEveryEntryButDots) {
   write_file(dir.path() / "a", "1234");
   std::filesystem::create_directory(dir.path() / "b");
   int calls = 0;
-  const auto names = list(c, 1, true, 4096, &calls);
+  const auto names = list_dir(c, 1, true, 4096, &calls);
   ASSERT_EQ(names.size(), 4u);
   EXPECT_EQ(names.at(".").nodeid, 0u);
   EXPECT_EQ(names.at("..").nodeid, 0u);
@@ -376,7 +334,18 @@ TEST_F(FuseServerTest, CountsRequestsByOpcode) {
   FuseStats sum = st;
   sum += st;
   EXPECT_EQ(sum.ops[FUSE_LOOKUP].count, 4u);
+  EXPECT_EQ(sum.ops[FUSE_LOOKUP].timed, 2u);
   EXPECT_EQ(sum.requests, 2 * st.requests);
+}
+
+TEST_F(FuseServerTest, TimesEveryEighthRequestOfAnOpcodeAndEstimatesTheRest) {
+  for (int i = 0; i < 17; ++i) ASSERT_EQ(c.send(FUSE_GETATTR, 1, Args().add(fuse_getattr_in{})).error(), 0);
+  const FuseStats::Op& op = c.server.stats().ops[FUSE_GETATTR];
+  EXPECT_EQ(op.count, 17u);
+  EXPECT_EQ(op.timed, 3u);  // the 1st, 9th and 17th
+  ASSERT_GT(op.ns, 0u);
+  EXPECT_NEAR(static_cast<double>(op.est_ns()), static_cast<double>(op.ns) * 17 / 3, 1.0);
+  EXPECT_EQ(FuseStats::Op{}.est_ns(), 0u);  // nothing timed: no estimate, no division by zero
 }
 
 }  // namespace

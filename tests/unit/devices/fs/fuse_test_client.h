@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <span>
@@ -192,5 +194,48 @@ class FuseClient {
   FuseServer server;
   uint64_t unique = 0;
 };
+
+// Reads a whole directory with READDIR(PLUS) in small chunks; name → entry.
+// `each`, if set, sees every name as it arrives (before the next chunk).
+inline std::map<std::string, fuse_entry_out> list_dir(FuseClient& c, uint64_t node, bool plus, uint32_t chunk, int* calls,
+                                                      const std::function<void(const std::string&)>& each = {}) {
+  fuse_open_in oi{};
+  const Reply o = c.send(FUSE_OPENDIR, node, Args().add(oi));
+  EXPECT_EQ(o.error(), 0);
+  const uint64_t fh = o.as<fuse_open_out>().fh;
+  std::map<std::string, fuse_entry_out> names;
+  uint64_t off = 0;
+  *calls = 0;
+  for (;;) {
+    fuse_read_in ri{};
+    ri.fh = fh;
+    ri.offset = off;
+    ri.size = chunk;
+    const Reply r = c.send(plus ? FUSE_READDIRPLUS : FUSE_READDIR, node, Args().add(ri));
+    EXPECT_EQ(r.error(), 0);
+    if (r.body.empty() || r.error()) break;
+    ++*calls;
+    EXPECT_LE(r.body.size(), chunk);
+    for (size_t pos = 0; pos < r.body.size();) {
+      fuse_entry_out e{};
+      if (plus) {
+        std::memcpy(&e, r.body.data() + pos, sizeof e);
+        pos += sizeof e;
+      }
+      fuse_dirent de{};
+      std::memcpy(&de, r.body.data() + pos, FUSE_NAME_OFFSET);
+      const std::string name(reinterpret_cast<const char*>(r.body.data() + pos + FUSE_NAME_OFFSET), de.namelen);
+      pos += FUSE_DIRENT_ALIGN(FUSE_NAME_OFFSET + de.namelen);
+      EXPECT_FALSE(names.contains(name)) << name;
+      names[name] = e;
+      if (each) each(name);
+      off = de.off;
+    }
+  }
+  fuse_release_in rel{};
+  rel.fh = fh;
+  EXPECT_EQ(c.send(FUSE_RELEASEDIR, node, Args().add(rel)).error(), 0);
+  return names;
+}
 
 }  // namespace ksbox::devices::fs::testing

@@ -44,6 +44,21 @@ TEST(InodeTable, RootIsNeverDropped) {
   EXPECT_EQ(t.ref(path_fd(), 1, 2), InodeTable::kRootId);
 }
 
+TEST(InodeTable, RefKnownAddsAReferenceWithoutAnFd) {
+  InodeTable t(path_fd(), 1, 2, 10, 1);
+  EXPECT_EQ(t.ref_known(1, 5, InodeTable::kRootId, "a"), 0u);  // not held: the caller opens it
+  EXPECT_EQ(t.size(), 1u);
+  const uint64_t a = t.ref(path_fd(), 1, 5, InodeTable::kRootId, "a");
+  t.ref(path_fd(), 1, 6, InodeTable::kRootId, "b");  // evicts a's fd (max_fds 1)
+  ASSERT_FALSE(t.get(a)->fd);
+  EXPECT_EQ(t.ref_known(1, 5, InodeTable::kRootId, "a2"), a);
+  EXPECT_EQ(t.get(a)->nlookup, 2u);
+  EXPECT_FALSE(t.get(a)->fd);  // still evicted: nothing was opened
+  EXPECT_EQ(t.get(a)->name, "a2");  // the name it was just seen by
+  EXPECT_EQ(t.forget(a, 2), 0u);
+  EXPECT_EQ(t.get(a), nullptr);
+}
+
 TEST(InodeTable, BoundedSize) {
   InodeTable t(path_fd(), 1, 2, 3, 3);
   EXPECT_NE(t.ref(path_fd(), 1, 10), 0u);
