@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
+#include <utility>
 #include <map>
 #include <string>
 
@@ -41,6 +43,10 @@ std::map<std::string, fuse_entry_out> listing(FuseClient& c) {
   names.erase(".");
   names.erase("..");
   return names;
+}
+
+void write_files(const TempDir& d, std::initializer_list<std::pair<const char*, const char*>> files) {
+  for (const auto& [name, data] : files) write_file(d.path() / name, data);
 }
 
 ino_t host_ino(const std::filesystem::path& p) {
@@ -77,9 +83,7 @@ TEST(FuseKnownNode, ReaddirplusAgainReusesEachNodeAndCountsItsLookups) {
 
 TEST(FuseKnownNode, ReaddirplusOfANameReplacedOnTheHostGivesTheNewFile) {
   TempDir d;
-  write_file(d.path() / "a", "old");
-  write_file(d.path() / "b", "the b file");
-  write_file(d.path() / "c", "c");
+  write_files(d, {{"a", "old"}, {"b", "the b file"}, {"c", "c"}});
   FuseClient c(d.path());
   ASSERT_EQ(c.init().error(), 0);
   const size_t base = c.server.fs().inode_count();
@@ -212,9 +216,7 @@ TEST(FuseKnownNodeDeathTest, HeldNamesNeedNoNewDescriptor) {
 
 TEST(FuseKnownNode, LookupOfAHeldNameSeesWhatTheHostDidToIt) {
   TempDir d;
-  write_file(d.path() / "a", "1");
-  write_file(d.path() / "b", "2");
-  write_file(d.path() / "c", "3");
+  write_files(d, {{"a", "1"}, {"b", "2"}, {"c", "3"}});
   FuseClient c(d.path());
   ASSERT_EQ(c.init().error(), 0);
   const auto a = c.lookup(1, "a");
