@@ -197,10 +197,23 @@ int Passthrough::lookup(uint64_t parent, std::string_view name, fuse_entry_out& 
   // first: a revalidation of one it holds costs one syscall instead of
   // three. Where it holds none (a first walk), straight to the open.
   const int r = entry_for(parent, dir->get(), name, out, inodes_.get(parent)->children != 0);
-  if (r != -ENOENT || opts_.cache != CachePolicy::kWorktree || name == ".git" || host_edits(parent)) return r;
+  if (r != -ENOENT || !remembers_absent(parent, name)) return r;
   out = {};
   out.entry_valid = opts_.entry_timeout_s;
   return 0;
+}
+
+bool Passthrough::remembers_absent(uint64_t parent, std::string_view name) const {
+  switch (opts_.cache) {
+    // For its 1 s, as names are: creating a file asks for its name twice
+    // (the open, then the create's own check), so an untar asks the host
+    // half as often; a name the host adds shows up within that second.
+    case CachePolicy::kAuto: return true;
+    // Not inside .git, where the host adds objects and refs, nor .git itself.
+    case CachePolicy::kWorktree: return name != ".git" && !host_edits(parent);
+    case CachePolicy::kNever: case CachePolicy::kAlways: return false;
+  }
+  return false;
 }
 
 int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint64_t> fh) {

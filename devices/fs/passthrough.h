@@ -114,9 +114,10 @@ class Passthrough {
   size_t open_inode_fds() const { return inodes_.open_fds(); }
   size_t handle_count() const { return handles_.size(); }
 
-  // A name that does not exist answers ENOENT, or under kWorktree outside
-  // .git a negative entry (nodeid 0) that the guest keeps: compilers and
-  // module loaders probe many absent paths, and only the guest adds names.
+  // A name that does not exist answers ENOENT, or where remembers_absent()
+  // a negative entry (nodeid 0) that the guest keeps for the entry timeout:
+  // compilers and module loaders probe many absent paths, untar looks up
+  // every name it creates.
   int lookup(uint64_t parent, std::string_view name, fuse_entry_out& out);
   // Returns how many of the `n` asked for were beyond the lookup count.
   uint64_t forget(uint64_t nodeid, uint64_t n) { return inodes_.forget(nodeid, n); }
@@ -213,6 +214,9 @@ class Passthrough {
   };
   // The node's entry and attribute timeouts (one walk of its names).
   Timeouts timeouts(uint64_t nodeid) const;
+  // Whether LOOKUP answers the absent `name` in `parent` with a negative
+  // entry: under kAuto (for its 1 s) and under kWorktree outside .git.
+  bool remembers_absent(uint64_t parent, std::string_view name) const;
   // The entry for `name` in the directory `dirfd` (the node `parent`),
   // adding a lookup reference. `maybe_known`: try a known node first.
   int entry_for(uint64_t parent, int dirfd, std::string_view name, fuse_entry_out& out, bool maybe_known = false);
