@@ -40,6 +40,8 @@ def main():
             continue
         kv, qv = statistics.median(k[key]), statistics.median(q[key])
         print(f"RESULT {name} ksbox={kv:.1f}{unit} peer=qemu-user:{qv:.1f}{unit} ratio={kv / qv:.2f}")
+        print(f"# {name} passes: ksbox {' '.join(f'{v:.1f}' for v in k[key])}; "
+              f"qemu {' '.join(f'{v:.1f}' for v in q[key])}")
     return 0 if ok else 1
 
 
