@@ -11,6 +11,7 @@
 #include "vmm/balloon_control.h"
 #include "vmm/error.h"
 #include "vmm/fs_stats_control.h"
+#include "vmm/net_stats_control.h"
 
 namespace ksbox {
 
@@ -50,11 +51,13 @@ std::string handle_control_request(std::string_view line, const ControlInfo& inf
     reply = balloon_request(req, info.balloon, info.memory_mib);
   } else if (cmd == "fs") {
     reply = fs_stats_reply(info.shares);
+  } else if (cmd == "net") {
+    reply = net_stats_reply(info.net);
   } else if (cmd == "stop") {
     ctl.request_stop({kExitGuestReset, "stopped through the control socket"});
     reply = {{"ok", true}};
   } else {
-    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"|\"balloon\"|\"fs\"}" : "unknown cmd"}};
+    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"|\"balloon\"|\"fs\"|\"net\"}" : "unknown cmd"}};
   }
   return reply.dump() + "\n";
 }

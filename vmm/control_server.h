@@ -8,6 +8,7 @@
 //   {"cmd":"resume"} -> {"ok":true}
 //   {"cmd":"balloon"[,"target_mib":N]} -> see balloon_control.h
 //   {"cmd":"fs"}     -> the shares' FUSE request counts, see fs_stats_control.h
+//   {"cmd":"net"}    -> the network device's frame counts, see net_stats_control.h
 #pragma once
 
 #include <chrono>
@@ -27,6 +28,9 @@ class VirtioBalloon;
 namespace devices::fs {
 class VirtioFs;
 }
+namespace devices::net {
+class VirtioNet;
+}
 
 struct ControlInfo {
   std::string name;  // --name, may be empty
@@ -35,6 +39,7 @@ struct ControlInfo {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   devices::balloon::VirtioBalloon* balloon = nullptr;  // outlives the server; nullptr: none
   std::vector<devices::fs::VirtioFs*> shares;           // outlive the server
+  devices::net::VirtioNet* net = nullptr;               // outlives the server; nullptr: --network off
 };
 
 inline constexpr size_t kMaxControlRequest = 4096;  // bytes, '\n' included

@@ -258,7 +258,8 @@ void Machine::add_network() {
                  f.dns_upstream.text.c_str(), f.egress_log.empty() ? ", no egress log" : "");
     backend = std::make_unique<net::FilteredBackend>(std::move(f), std::move(backend));
   }
-  add_virtio_device(std::make_shared<net::VirtioNet>(kGuestMac, kGuestMtu, std::move(backend)));
+  net_ = std::make_shared<net::VirtioNet>(kGuestMac, kGuestMtu, std::move(backend));
+  add_virtio_device(net_);
 }
 
 void Machine::on_console_output(std::span<const uint8_t> bytes) {
@@ -314,6 +315,7 @@ ExitStatus Machine::run() {
   if (!cfg_.control_path.empty()) {
     ControlInfo info{cfg_.name, cfg_.vcpus, cfg_.memory_mib, std::chrono::steady_clock::now(), balloon_.get(), {}};
     for (const auto& share : shares_) info.shares.push_back(share.get());
+    info.net = net_.get();
     control.emplace(cfg_.control_path, std::move(info), ctl_);
   }
 

@@ -8,6 +8,7 @@
 #include "devices/balloon/virtio_balloon.h"
 #include "devices/fs/virtio_fs.h"
 #include "devices/legacy/serial.h"
+#include "devices/net/virtio_net.h"
 #include "devices/virtio/mmio_transport.h"
 #include "devices/virtio/queue_notifier.h"
 #include "vmm/bus.h"
@@ -65,6 +66,7 @@ class Machine {
   std::vector<std::string> device_args_;  // virtio_mmio.device=... for the command line
   std::shared_ptr<devices::balloon::VirtioBalloon> balloon_;  // nullptr with --balloon off
   std::vector<std::shared_ptr<devices::fs::VirtioFs>> shares_;
+  std::shared_ptr<devices::net::VirtioNet> net_;  // nullptr with --network off
   // Declared last: their threads use the transports and guest memory above.
   std::vector<std::shared_ptr<devices::virtio::MmioTransport>> transports_;
   std::vector<std::unique_ptr<devices::virtio::QueueNotifier>> notifiers_;

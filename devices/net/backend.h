@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace ksbox::devices::net {
 
@@ -31,6 +34,10 @@ class NetBackend {
   // A frame from the guest (copied before returning). Callable from any
   // thread; frames of one caller go out in order.
   virtual void send_frame(std::span<const uint8_t> frame) = 0;
+  // The backend's own counters by name (what it refused, dropped or
+  // answered), for the control socket; a backend wrapping another lists
+  // the inner one's too. Callable from any thread.
+  virtual std::vector<std::pair<std::string, uint64_t>> counters() const { return {}; }
 };
 
 }  // namespace ksbox::devices::net

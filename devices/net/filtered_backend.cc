@@ -115,6 +115,17 @@ void FilteredBackend::receive_frame(std::span<const uint8_t> frame) {
 
 void FilteredBackend::backend_writable() { sink_->backend_writable(); }
 
+std::vector<std::pair<std::string, uint64_t>> FilteredBackend::counters() const {
+  const FilterStats s = stats();
+  std::vector<std::pair<std::string, uint64_t>> out = {
+      {"filter_passed", s.passed},         {"filter_dropped", s.dropped},
+      {"filter_nxdomain", s.nxdomain},     {"filter_resets", s.resets},
+      {"dns_forwarded", s.dns_forwarded},  {"dns_answered", s.dns_answered},
+      {"dns_forward_failed", s.dns_forward_failed}, {"filter_work_dropped", s.work_dropped}};
+  for (auto& c : inner_->counters()) out.push_back(std::move(c));
+  return out;
+}
+
 FilterStats FilteredBackend::stats() const {
   std::lock_guard lock(mu_);
   return stats_;

@@ -65,6 +65,7 @@ class FilteredBackend final : public NetBackend, private FrameSink {
   void send_frame(std::span<const uint8_t> frame) override;
 
   FilterStats stats() const;
+  std::vector<std::pair<std::string, uint64_t>> counters() const override;
 
  private:
   // What the filter's thread does for a guest frame.

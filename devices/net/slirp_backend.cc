@@ -125,6 +125,10 @@ void SlirpBackend::send_frame(std::span<const uint8_t> frame) {
   if (was_empty) wake();
 }
 
+std::vector<std::pair<std::string, uint64_t>> SlirpBackend::counters() const {
+  return {{"slirp_guest_errors", guest_errors()}, {"ipv4_fragments_dropped", fragments_dropped()}};
+}
+
 uint64_t SlirpBackend::guest_errors() const { return guest_errors_.load(std::memory_order_relaxed); }
 uint64_t SlirpBackend::fragments_dropped() const { return fragments_dropped_.load(std::memory_order_relaxed); }
 

@@ -61,6 +61,8 @@ class VirtioNet final : public virtio::VirtioDevice, private FrameSink {
   void process_queue(uint16_t index) override;
 
   NetStats stats() const;
+  // The backend's counters (NetBackend::counters).
+  std::vector<std::pair<std::string, uint64_t>> backend_counters() const { return backend_->counters(); }
   uint16_t mtu() const { return mtu_; }
 
  private:

@@ -5,8 +5,6 @@
 //    to the host (VmRSS falls), and the guest can use it again afterwards.
 //  - The balloon target set over the control socket: the guest inflates to
 //    it, and gives pages back (deflate on OOM) when it needs them.
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/e2e/control_client.h"
 #include "tests/e2e/guest.h"
 #include "tests/e2e/guest_test.h"
 
@@ -88,23 +87,8 @@ class BalloonTest : public GuestTest {
     return sb_->exec({"sh", "-c", script}, {"-u", "0"}, {.timeout = std::chrono::seconds(400)});
   }
   // One request on the VMM's control socket; its JSON reply (null on failure).
-  json ask(const json& request) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    const std::string path = control();
-    path.copy(a.sun_path, sizeof a.sun_path - 1);
-    std::string reply;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-      const std::string line = request.dump() + "\n";
-      if (::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
-        char buf[4096];
-        for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) reply.append(buf, static_cast<size_t>(n));
-      }
-    }
-    ::close(fd);
-    return json::parse(reply, nullptr, false);
-  }
+  json ask(const json& request) { return control_request(control(), request); }
+
   // A tmpfs big enough for the fills (the default one is half the RAM).
   void mount_scratch() {
     auto r = sh("mkdir -p /mnt/fill && mount -t tmpfs -o size=900m fill /mnt/fill");

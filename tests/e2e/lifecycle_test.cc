@@ -5,8 +5,6 @@
 // `--image initramfs`: root-disk boots take minutes in L1 (root_disk_test.cc
 // covers them).
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/e2e/control_client.h"
 #include "tests/e2e/process.h"
 #include "tests/e2e/sandbox.h"
 #include "tests/e2e/tmux.h"
@@ -99,21 +98,6 @@ class LifecycleTest : public ::testing::Test {
   std::vector<std::string> started_;
 };
 
-// One request to a control socket, the reply line.
-std::string control(const fs::path& sock, const std::string& request) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock.c_str());
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-    char buf[512];
-    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
 
 constexpr const char* kCommitInGuest =
     "cd /workspace && git config user.name >/dev/null && echo agent > agent.txt && git add agent.txt && "
@@ -137,7 +121,7 @@ TEST_F(LifecycleTest, RunExecSyncStopDestroy) {
 
   // The pause sync uses: the guest does not run until the lease ends.
   const fs::path ctl = root_ / "state/ksbox/alpha/ctl.sock";
-  EXPECT_EQ(json::parse(control(ctl, "{\"cmd\":\"pause\",\"lease_ms\":4000}\n"))["ok"], true);
+  EXPECT_EQ(control_request(ctl, {{"cmd", "pause"}, {"lease_ms", 4000}})["ok"], true);
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(ksbox({"exec", "alpha", "--connect-timeout", "1", "--", "true"}).exit_code, 255) << "paused";
   r = ksbox({"exec", "alpha", "--", "true"});  // served once the lease is over

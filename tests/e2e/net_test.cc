@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/background.h"
+#include "tests/e2e/control_client.h"
 #include "tests/e2e/guest.h"
 #include "tests/e2e/guest_test.h"
 #include "tests/e2e/process.h"
@@ -70,7 +71,10 @@ TEST_F(NetTest, UserNetworkReachesHostLoopbackAndPublishedPortsReachTheGuest) {
   const uint16_t http_port = free_port(), published = free_port();
   ASSERT_NE(http_port, 0);
   ASSERT_NE(published, http_port);
-  boot({"--network", "user", "--publish", "127.0.0.1:" + std::to_string(published) + ":8080"});
+  // The control socket lives where the VMM runs (L1's /tmp in the harness).
+  const std::string ctl = "/tmp/ksbox-net-ctl-" + std::to_string(::getpid()) + ".sock";
+  boot({"--network", "user", "--publish", "127.0.0.1:" + std::to_string(published) + ":8080", "--control", ctl});
+  const auto net_stats = [&] { return control_request(ctl, {{"cmd", "net"}}); };
 
   // The agent configured eth0 from what the VMM advertised.
   auto r = sh("ip -4 addr show eth0; ip route; cat /etc/resolv.conf");
@@ -96,6 +100,13 @@ TEST_F(NetTest, UserNetworkReachesHostLoopbackAndPublishedPortsReachTheGuest) {
   r = sh("cd /sys/class/net/eth0/statistics && cat rx_length_errors rx_dropped");
   ASSERT_OK(r);
   EXPECT_EQ(r.out, "0\n0\n");
+  // And the device dropped none on its side; it counted the download.
+  auto stats = net_stats();
+  ASSERT_TRUE(stats.is_object() && stats["network"] == true) << stats.dump();
+  EXPECT_EQ(stats["rx"]["dropped"], (nlohmann::json{{"inactive", 0}, {"backlog", 0}, {"too_big", 0}})) << stats.dump();
+  EXPECT_GT(stats["rx"]["bytes"].get<uint64_t>(), 4000000u) << stats.dump();
+  EXPECT_TRUE(stats["backend"].contains("slirp_guest_errors")) << stats.dump();
+  const uint64_t tx_before_garbage = stats["tx"]["frames"].get<uint64_t>();
 
   // A server in the guest, through --publish, from the host.
   r = sh("set -e; mkdir -p /tmp/www; head -c 4000000 /dev/urandom > /tmp/www/blob; md5sum < /tmp/www/blob; "
@@ -121,6 +132,8 @@ TEST_F(NetTest, UserNetworkReachesHostLoopbackAndPublishedPortsReachTheGuest) {
   r = sh("net_probe garbage eth0 3000 7");
   ASSERT_OK(r);
   EXPECT_EQ(r.out.rfind("sent ", 0), 0u) << r.out;
+  stats = net_stats();
+  EXPECT_GE(stats["tx"]["frames"].get<uint64_t>(), tx_before_garbage + 3000) << stats.dump();
   r = sh("wget -q -O - http://10.0.2.2:" + std::to_string(http_port) + "/blob | md5sum");
   ASSERT_OK(r);
   EXPECT_EQ(r.out, host_md5);

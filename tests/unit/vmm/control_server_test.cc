@@ -12,6 +12,7 @@
 
 #include "devices/balloon/virtio_balloon.h"
 #include "devices/fs/virtio_fs.h"
+#include "devices/net/virtio_net.h"
 
 namespace ksbox {
 namespace {
@@ -98,6 +99,30 @@ TEST(ControlRequest, FsListsEveryShareWithItsCounters) {
   EXPECT_EQ(r["shares"][0]["requests"], 0);
   EXPECT_EQ(r["shares"][0]["ops"], json::object());  // served nothing yet
   EXPECT_EQ(r["shares"][0]["malformed"], json::object());
+}
+
+TEST(ControlRequest, NetReportsTheDeviceAndItsBackendCounters) {
+  VmControl ctl;
+  json r = json::parse(handle_control_request(R"({"cmd":"net"})", {}, ctl));
+  EXPECT_EQ(r, (json{{"ok", true}, {"network", false}}));
+
+  class CountingBackend : public devices::net::NetBackend {
+   public:
+    void start(devices::net::FrameSink&) override {}
+    bool can_send() override { return true; }
+    void send_frame(std::span<const uint8_t>) override {}
+    std::vector<std::pair<std::string, uint64_t>> counters() const override { return {{"answered", 7}}; }
+  };
+  devices::net::VirtioNet net({2, 0, 0, 0, 0, 1}, 1500, std::make_unique<CountingBackend>());
+  ControlInfo info{"box", 1, 512};
+  info.net = &net;
+  r = json::parse(handle_control_request(R"({"cmd":"net"})", info, ctl));
+  EXPECT_EQ(r["ok"], true);
+  EXPECT_EQ(r["network"], true);
+  EXPECT_EQ(r["tx"]["frames"], 0);
+  EXPECT_EQ(r["tx"]["refused"], json::object());
+  EXPECT_EQ(r["rx"]["dropped"]["backlog"], 0);
+  EXPECT_EQ(r["backend"], (json{{"answered", 7}}));
 }
 
 std::string ask(const std::string& path, const std::string& request) {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -46,6 +47,7 @@ class FakeNetwork : public NetBackend {
     std::lock_guard lock(s_->mu);
     s_->sent.emplace_back(f.begin(), f.end());
   }
+  std::vector<std::pair<std::string, uint64_t>> counters() const override { return {{"inner", 5}}; }
 
  private:
   std::shared_ptr<Shared> s_;
@@ -268,6 +270,12 @@ TEST_F(FilteredBackendTest, OtherResolversAndOtherUdpAreDroppedSilently) {
   EXPECT_EQ(sent_to_network(), 0u);
   EXPECT_EQ(guest_.count(), 0u);
   EXPECT_EQ(filter_->stats().dropped, 4u);
+  // The control socket's names for them, and the inner backend's after.
+  const auto counters = filter_->counters();
+  ASSERT_FALSE(counters.empty());
+  EXPECT_NE(std::find(counters.begin(), counters.end(), std::pair<std::string, uint64_t>{"filter_dropped", 4}),
+            counters.end());
+  EXPECT_EQ(counters.back(), (std::pair<std::string, uint64_t>{"inner", 5}));
   filter_.reset();
   EXPECT_EQ(log_lines().size(), 4u);
 }
