@@ -66,8 +66,9 @@ class SlirpBackend final : public NetBackend {
 
   // Frames slirp complained about; IPv4 fragments dropped (see slirp_backend.cc).
   uint64_t guest_errors() const;
-  std::vector<std::pair<std::string, uint64_t>> counters() const override;
   uint64_t fragments_dropped() const;
+  // Both of the above, named for the control socket.
+  std::vector<std::pair<std::string, uint64_t>> counters() const override;
 
  private:
   struct Timer {
