@@ -358,7 +358,9 @@ int Passthrough::opendir(uint64_t nodeid, uint64_t& fh) {
 int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t size, bool plus,
                          std::vector<uint8_t>& out) {
   Handle* h = handle(fh, true);
-  if (!known(nodeid) || !h) return -EBADF;
+  const Inode* dir = inodes_.get(nodeid);
+  if (!dir || !h) return -EBADF;
+  const dev_t dir_dev = dir->dev;  // a copy: the entries below change the table
   // Directory offsets are the host's d_off cookies: seek only when the guest
   // does not continue where the last reply ended (rewinddir, seekdir).
   if (offset != h->dir_next_off) {
@@ -367,7 +369,6 @@ int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t s
     h->dirbuf_pos = h->dirbuf_len = 0;
     h->dir_next_off = offset;
   }
-  const dev_t dir_dev = inodes_.get(nodeid)->dev;
   constexpr size_t kDirBuf = 16384;
   if (h->dirbuf.size() != kDirBuf) h->dirbuf.resize(kDirBuf);
   const size_t start = out.size();
