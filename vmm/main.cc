@@ -68,11 +68,12 @@ int main(int argc, char** argv) {
                  "--share-cache for this share. Repeatable, at most 4")
       ->type_name("TAG=HOSTDIR[:ro][,cache=POLICY]");
   app.add_option("--share-cache", cfg.share_cache,
-                 "what the guest may cache of the shares: 'auto' (names and attributes for 1 s, file pages "
-                 "while open: host edits show up), 'always' (kept until the guest drops them, and the guest's "
+                 "what the guest may cache of the shares: 'auto' (names, absent ones included, and attributes "
+                 "for 1 s, file pages while open: host edits show up), 'always' (kept until the guest drops them, and the guest's "
                  "writeback cache gathers small writes: only the guest edits), 'worktree' (for a git clone "
                  "whose .git the host writes: as 'always' without writeback, and absent names are "
-                 "remembered too, except inside .git directories, which are 'auto'), 'never' (every "
+                 "remembered too, except inside .git directories, which are 'auto' but ask for absent names "
+                 "every time), 'never' (every "
                  "access asks the host; no shared mmap)")
       ->check(CLI::IsMember(std::vector<std::string>(kShareCachePolicies.begin(), kShareCachePolicies.end())))
       ->capture_default_str();
@@ -94,7 +95,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--control", cfg.control_path,
                  "Unix socket for the ksbox CLI: JSON requests {\"cmd\":\"status\"}, {\"cmd\":\"stop\"}, "
-                 "{\"cmd\":\"pause\"}, {\"cmd\":\"resume\"} and {\"cmd\":\"balloon\",\"target_mib\":N}")
+                 "{\"cmd\":\"pause\"}, {\"cmd\":\"resume\"}, {\"cmd\":\"balloon\",\"target_mib\":N}, "
+                 "{\"cmd\":\"fs\"} (the shares' request counts) and {\"cmd\":\"net\"} (the network's frame counts)")
       ->type_name("PATH");
   app.add_option_function<std::string>(
          "--balloon", [&cfg](const std::string& v) { cfg.balloon = v == "on"; },
