@@ -193,9 +193,14 @@ size_t FuseServer::do_init(Ctx& c) {
   io.minor = std::min<uint32_t>(ii.minor, FUSE_KERNEL_MINOR_VERSION);
   io.max_readahead = std::min(ii.max_readahead, kMaxReadahead);
   // The writeback cache only where the share's cache policy allows it.
-  const uint32_t offered = kInitFlags | (fs_->options().writeback ? FUSE_WRITEBACK_CACHE : 0);
+  const PassthroughOptions& opts = fs_->options();
+  const uint32_t offered = kInitFlags | (opts.writeback ? FUSE_WRITEBACK_CACHE : 0);
+  // Listings without OPENDIR + RELEASEDIR: two round trips fewer per
+  // directory read (see Passthrough::set_implicit_dirs).
+  const bool implicit_dirs = opts.lists_without_opendir() && (ii.flags & FUSE_NO_OPENDIR_SUPPORT);
   io.flags = ii.flags & offered;
   fs_->set_writeback((io.flags & FUSE_WRITEBACK_CACHE) != 0);
+  fs_->set_implicit_dirs(implicit_dirs);
   io.max_background = 64;
   io.congestion_threshold = 48;
   io.max_write = kMaxWrite;
@@ -330,7 +335,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       const int r = op == FUSE_OPEN ? fs_->open(c.h.nodeid, oi.flags, oo.fh) : fs_->opendir(c.h.nodeid, oo.fh);
       if (r == 0 && op == FUSE_OPEN && (oi.flags & O_TRUNC) && (oi.open_flags & FUSE_OPEN_KILL_SUIDGID))
         fs_->kill_suidgid(oo.fh);
-      oo.open_flags = fs_->open_reply_flags(c.h.nodeid, op == FUSE_OPENDIR);
+      oo.open_flags = fs_->open_reply_flags(c.h.nodeid, op == FUSE_OPENDIR ? Opened::kDirectory : opened_as(oi.flags));
       return r ? reply(c, r) : reply(c, 0, &oo, sizeof oo);
     }
     case FUSE_READDIR: return do_readdir(c, false);
@@ -350,7 +355,7 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_FSYNCDIR: {
       fuse_fsync_in fi{};
       if (auto bad = c.only_arg(fi)) return fail(c, *bad, -EINVAL);
-      return reply(c, fs_->fsync(fi.fh, fi.fsync_flags & 1, op == FUSE_FSYNCDIR));
+      return reply(c, fs_->fsync(c.h.nodeid, fi.fh, fi.fsync_flags & 1, op == FUSE_FSYNCDIR));
     }
     case FUSE_READ: return do_read(c);
     case FUSE_WRITE: return do_write(c);
@@ -368,7 +373,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       const int r = fs_->create(c.h.nodeid, Ctx::sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
       // An existing file opened with O_TRUNC (a new one has no setuid bits).
       if (r == 0 && (ci.flags & O_TRUNC) && (ci.open_flags & FUSE_OPEN_KILL_SUIDGID)) fs_->kill_suidgid(body.o.fh);
-      body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, false);
+      body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, Opened::kForWriting);
       return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
     }
     case FUSE_MKDIR: {

@@ -1,10 +1,8 @@
 #include "devices/fs/passthrough.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "devices/fs/fuse_wire.h"
 #include "devices/fs/open_beneath.h"
@@ -35,15 +34,6 @@ InodeTable make_table(const std::string& root, size_t max_inodes, size_t max_fds
 bool mutating_open(uint32_t flags) {
   return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0;
 }
-
-// The record header of getdents64 (struct linux_dirent64 without the name).
-struct HostDirent {
-  uint64_t ino;
-  int64_t off;
-  uint16_t reclen;
-  uint8_t type;
-};
-constexpr size_t kHostDirentName = 19;  // offsetof(linux_dirent64, d_name)
 
 }  // namespace
 
@@ -74,16 +64,25 @@ PassthroughOptions PassthroughOptions::fit_to_fd_limit(uint64_t fd_limit) const 
   return o;
 }
 
-uint32_t PassthroughOptions::open_reply_flags(bool dir, bool host_edits) const {
+Opened opened_as(uint32_t open_flags) {
+  return mutating_open(open_flags) ? Opened::kForWriting : Opened::kForReading;
+}
+
+uint32_t PassthroughOptions::open_reply_flags(Opened what, bool host_edits) const {
+  const bool dir = what == Opened::kDirectory;
+  // No FLUSH at the close of a file opened only to read: it would check the
+  // handle and nothing else. Writers keep it: a guest's close then writes
+  // back pages dirtied through a shared mapping, before `ksbox sync` reads.
+  const uint32_t file = what == Opened::kForReading ? FOPEN_NOFLUSH : 0;
   switch (cache) {
-    case CachePolicy::kNever: return dir ? 0 : FOPEN_DIRECT_IO;
-    case CachePolicy::kAuto: return 0;
+    case CachePolicy::kNever: return dir ? 0 : file | FOPEN_DIRECT_IO;
+    case CachePolicy::kAuto: return file;
     case CachePolicy::kWorktree:
-      if (host_edits) return 0;
+      if (host_edits) return file;
       [[fallthrough]];
     // A directory's listing cache lives in its page cache, which an open
     // without KEEP_CACHE drops (fuse_open_common): both, or nothing is kept.
-    case CachePolicy::kAlways: return dir ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : FOPEN_KEEP_CACHE;
+    case CachePolicy::kAlways: return dir ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : file | FOPEN_KEEP_CACHE;
   }
   return 0;
 }
@@ -188,6 +187,26 @@ void Passthrough::fill_entry(uint64_t nodeid, const struct stat& st, fuse_entry_
   out.entry_valid = t.entry_s;
   out.attr_valid = t.attr_s;
   fill_attr(st, out.attr);
+  hold_back_recent_mtime(nodeid, st, out.attr, out.attr_valid);
+}
+
+void Passthrough::hold_back_recent_mtime(uint64_t nodeid, const struct stat& st, fuse_attr& a,
+                                         uint64_t& attr_valid) const {
+  if (!implicit_dirs_ || !S_ISDIR(st.st_mode) || !host_edits(nodeid)) return;
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+  // Timestamps are taken from a clock that advances a tick at a time, so a
+  // second change within the tick leaves the mtime as it was; 2 s leaves
+  // room for a late tick. A future mtime counts as recent.
+  constexpr time_t kRecentS = 2;
+  if (st.st_mtim.tv_sec < now.tv_sec - kRecentS) return;
+  attr_valid = 0;
+  if (a.mtimensec > 0) {
+    --a.mtimensec;
+  } else {
+    --a.mtime;
+    a.mtimensec = 999'999'999;
+  }
 }
 
 int Passthrough::lookup(uint64_t parent, std::string_view name, fuse_entry_out& out) {
@@ -228,6 +247,7 @@ int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint
   out = {};
   out.attr_valid = timeouts(nodeid).attr_s;
   fill_attr(st, out.attr);
+  hold_back_recent_mtime(nodeid, st, out.attr, out.attr_valid);
   return 0;
 }
 
@@ -344,82 +364,6 @@ Passthrough::Handle* Passthrough::handle(uint64_t fh, bool dir) {
   return &it->second;
 }
 
-int Passthrough::opendir(uint64_t nodeid, uint64_t& fh) {
-  PathFd node;
-  if (int r = inodes_.fd(nodeid, node)) return r;
-  struct stat st{};
-  if (int r = stat_fd(node->get(), st)) return r;
-  if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-  UniqueFd fd = reopen(node->get(), O_RDONLY | O_DIRECTORY);
-  if (!fd) return -errno;
-  return add_handle(std::move(fd), true, fh);
-}
-
-int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t size, bool plus,
-                         std::vector<uint8_t>& out) {
-  Handle* h = handle(fh, true);
-  const Inode* dir = inodes_.get(nodeid);
-  if (!dir || !h) return -EBADF;
-  const dev_t dir_dev = dir->dev;  // a copy: the entries below change the table
-  // Directory offsets are the host's d_off cookies: seek only when the guest
-  // does not continue where the last reply ended (rewinddir, seekdir).
-  if (offset != h->dir_next_off) {
-    if (offset > static_cast<uint64_t>(INT64_MAX)) return -EINVAL;
-    if (::lseek(h->fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return -errno;
-    h->dirbuf_pos = h->dirbuf_len = 0;
-    h->dir_next_off = offset;
-  }
-  constexpr size_t kDirBuf = 16384;
-  if (h->dirbuf.size() != kDirBuf) h->dirbuf.resize(kDirBuf);
-  const size_t start = out.size();
-  for (;;) {
-    if (h->dirbuf_pos >= h->dirbuf_len) {
-      const long n = ::syscall(SYS_getdents64, h->fd.get(), h->dirbuf.data(), h->dirbuf.size());
-      if (n < 0) return out.size() > start ? 0 : -errno;
-      h->dirbuf_pos = 0;
-      h->dirbuf_len = static_cast<size_t>(n);
-      if (n == 0) return 0;
-    }
-    const uint8_t* rec_start = h->dirbuf.data() + h->dirbuf_pos;
-    HostDirent d{};
-    std::memcpy(&d.ino, rec_start, 8);
-    std::memcpy(&d.off, rec_start + 8, 8);
-    std::memcpy(&d.reclen, rec_start + 16, 2);
-    std::memcpy(&d.type, rec_start + 18, 1);
-    if (d.reclen <= kHostDirentName || d.reclen > h->dirbuf_len - h->dirbuf_pos) return -EIO;  // never from Linux
-    const char* name = reinterpret_cast<const char*>(rec_start + kHostDirentName);
-    const size_t namelen = ::strnlen(name, d.reclen - kHostDirentName);
-    const size_t head = plus ? sizeof(fuse_entry_out) + FUSE_NAME_OFFSET : FUSE_NAME_OFFSET;
-    const size_t rec = FUSE_DIRENT_ALIGN(head + namelen);
-    if (out.size() - start + rec > size) return 0;  // full: this record waits for the next call
-    h->dirbuf_pos += d.reclen;
-    h->dir_next_off = static_cast<uint64_t>(d.off);
-    fuse_entry_out entry{};
-    const std::string_view nv(name, namelen);
-    if (plus && nv != "." && nv != "..") {
-      // The guest takes a lookup reference for every entry it receives.
-      // d_ino names a node the table holds: then it most likely is one (a
-      // mount point's or an overlay's d_ino may differ: opened as new).
-      const bool maybe_known = inodes_.find(dir_dev, d.ino) != 0;
-      if (entry_for(nodeid, h->fd.get(), nv, entry, maybe_known) != 0) continue;  // vanished since getdents
-    }
-    fuse_dirent de{};
-    de.ino = d.ino;
-    de.off = static_cast<uint64_t>(d.off);
-    de.namelen = static_cast<uint32_t>(namelen);
-    de.type = d.type;
-    const size_t at = out.size();
-    out.resize(at + rec, 0);
-    uint8_t* p = out.data() + at;
-    if (plus) {
-      std::memcpy(p, &entry, sizeof entry);
-      p += sizeof entry;
-    }
-    std::memcpy(p, &de, FUSE_NAME_OFFSET);
-    std::memcpy(p + FUSE_NAME_OFFSET, name, namelen);
-  }
-}
-
 int Passthrough::open(uint64_t nodeid, uint32_t flags, uint64_t& fh) {
   PathFd node;
   if (int r = inodes_.fd(nodeid, node)) return r;
@@ -447,13 +391,6 @@ int Passthrough::release(uint64_t fh, bool dir) {
 }
 
 int Passthrough::flush(uint64_t fh) { return handle(fh, false) ? 0 : -EBADF; }
-
-int Passthrough::fsync(uint64_t fh, bool datasync, bool dir) {
-  Handle* h = handle(fh, dir);
-  if (!h) return -EBADF;
-  const int r = datasync ? ::fdatasync(h->fd.get()) : ::fsync(h->fd.get());
-  return r == 0 ? 0 : -errno;
-}
 
 ssize_t Passthrough::read(uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst) {
   Handle* h = handle(fh, false);

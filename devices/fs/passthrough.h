@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,6 +59,11 @@ enum class CachePolicy : uint8_t {
 // Parses "never", "auto", "always", "worktree"; throws ksbox::Error naming
 // the choices.
 CachePolicy parse_cache_policy(std::string_view s);
+
+// What an open reply is for: a directory, or a file opened with write
+// access (or O_TRUNC) or without.
+enum class Opened : uint8_t { kDirectory, kForReading, kForWriting };
+Opened opened_as(uint32_t open_flags);
 
 struct PassthroughOptions {
   bool read_only = false;
@@ -91,7 +97,12 @@ struct PassthroughOptions {
   PassthroughOptions fit_to_fd_limit(uint64_t fd_limit) const;
   // FOPEN_* flags for an open (or create) reply under this policy, for a
   // node the host may edit (`host_edits`: kWorktree's .git) or not.
-  uint32_t open_reply_flags(bool dir, bool host_edits = false) const;
+  uint32_t open_reply_flags(Opened what, bool host_edits = false) const;
+  // Whether the guest may read directories without OPENDIR, which makes it
+  // keep every listing (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE): under kAlways,
+  // and under kWorktree, whose .git listings it then checks against the
+  // directory's mtime at every open (see Passthrough::hold_back_recent_mtime).
+  bool lists_without_opendir() const { return cache == CachePolicy::kAlways || cache == CachePolicy::kWorktree; }
 };
 
 class Passthrough {
@@ -106,8 +117,8 @@ class Passthrough {
   void set_writeback(bool on) { writeback_ = on; }
   bool writeback() const { return writeback_; }
   // open_reply_flags of the options, for this node.
-  uint32_t open_reply_flags(uint64_t nodeid, bool dir) const {
-    return opts_.open_reply_flags(dir, host_edits(nodeid));
+  uint32_t open_reply_flags(uint64_t nodeid, Opened what) const {
+    return opts_.open_reply_flags(what, host_edits(nodeid));
   }
   bool known(uint64_t nodeid) const { return inodes_.known(nodeid); }
   size_t inode_count() const { return inodes_.size(); }
@@ -135,14 +146,24 @@ class Passthrough {
   int statfs(uint64_t nodeid, fuse_kstatfs& out);
   int readlink(uint64_t nodeid, std::string& target);
 
+  // passthrough_dirs.cc
+  // Whether the guest reads directories without opening them: it offered
+  // FUSE_NO_OPENDIR_SUPPORT and the policy keeps listings
+  // (PassthroughOptions::lists_without_opendir). OPENDIR then answers
+  // ENOSYS, which the guest takes as "never ask again"; READDIR(PLUS) and
+  // FSYNCDIR come with fh 0 and no RELEASEDIR follows.
+  void set_implicit_dirs(bool on) { implicit_dirs_ = on; }
+  bool implicit_dirs() const { return implicit_dirs_; }
+  size_t dir_stream_count() const { return dir_streams_.size(); }
   int opendir(uint64_t nodeid, uint64_t& fh);
   // Appends fuse_dirent (or fuse_direntplus) records of at most `size`
   // bytes in total to `out`, starting after the entry whose off is `offset`.
   int readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t size, bool plus, std::vector<uint8_t>& out);
+  int fsync(uint64_t nodeid, uint64_t fh, bool datasync, bool dir);
+
   int open(uint64_t nodeid, uint32_t flags, uint64_t& fh);
   int release(uint64_t fh, bool dir);
   int flush(uint64_t fh);
-  int fsync(uint64_t fh, bool datasync, bool dir);
   ssize_t read(uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst);
   ssize_t write(uint64_t fh, uint64_t offset, std::span<const std::span<const uint8_t>> src);
 
@@ -224,6 +245,15 @@ class Passthrough {
   int entry_from(UniqueFd path_fd, fuse_entry_out& out, uint64_t parent = 0, std::string_view name = {});
   // An entry reply for the node with the attributes `st`.
   void fill_entry(uint64_t nodeid, const struct stat& st, fuse_entry_out& out) const;
+  // With implicit_dirs the guest keeps worktree's .git listings too. At an
+  // open of the directory it refreshes attributes older than their 1 s (the
+  // permission check: virtiofs has default_permissions), and reads the
+  // listing afresh if the mtime is no longer the one it read it at. A host
+  // change within the timestamp tick of that mtime would keep it, and the
+  // stale listing for good: so while a .git directory's mtime is recent,
+  // the guest is told one 1 ns earlier, with no timeout, so that it asks
+  // again each time; then the real one, a change, and the listing is re-read.
+  void hold_back_recent_mtime(uint64_t nodeid, const struct stat& st, fuse_attr& attr, uint64_t& attr_valid) const;
   Named named(uint64_t parent, int dirfd, std::string_view name);
   // unlinkat(flags) of `name` in `parent`, and the table told.
   int remove_name(uint64_t parent, std::string_view name, int flags);
@@ -233,6 +263,18 @@ class Passthrough {
                     std::string_view name = {});
   int add_handle(UniqueFd fd, bool dir, uint64_t& fh);
   Handle* handle(uint64_t fh, bool dir);
+  // A directory read with fh 0 (implicit_dirs). Nodeids are never reused.
+  struct DirStream {
+    uint64_t nodeid;
+    Handle h;
+  };
+  // One stream per directory, the most recently read kept: a guest reading
+  // several at once (find, rm -rf, which deletes as it goes) continues
+  // each where it stopped, with no seek (see Handle).
+  static constexpr size_t kMaxDirStreams = 64;
+  Handle* dir_stream(uint64_t nodeid, int& err);
+  // The directory behind the O_PATH fd, opened for reading.
+  int open_dir(int path_fd, UniqueFd& out) const;
   void fill_attr(const struct stat& st, fuse_attr& attr) const;
   static int stat_fd(int path_fd, struct stat& st);
   // The /proc path of a regular file or directory for the xattr calls (valid
@@ -250,6 +292,8 @@ class Passthrough {
   UniqueFd proc_self_fd_;
   InodeTable inodes_;
   std::unordered_map<uint64_t, Handle> handles_;
+  std::list<DirStream> dir_streams_;  // most recently read first
+  bool implicit_dirs_ = false;
   uint64_t next_fh_ = 1;
   bool writeback_ = false;
 };

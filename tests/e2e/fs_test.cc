@@ -2,6 +2,7 @@
 // mounted by ksbox-agent on /workspace, used from the guest by git, tar and
 // fs_probe (tests/e2e/fs_probe.cc) and checked from the host (inside the
 // nested harness when the host has no /dev/kvm).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -12,8 +13,13 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <ctime>
+#include <future>
+
+#include "tests/e2e/control_client.h"
 #include "tests/e2e/guest.h"
 #include "tests/e2e/process.h"
 #include "tests/e2e/guest_test.h"
@@ -131,6 +137,48 @@ TEST_P(FsCacheTest, UntarOfAThousandFilesMatchesOnTheHost) {
   ASSERT_OK(r);
   EXPECT_EQ(r.out, "");
   EXPECT_TRUE(fs::is_empty(ws()));
+}
+
+// worktree: the guest reads directories without OPENDIR and keeps every
+// listing; in .git, which the host writes, it checks a kept listing against
+// the directory's mtime when it opens the directory. Here the host changes
+// a .git directory the guest just listed and puts its mtime back, as a
+// second change within one timestamp tick leaves it: the guest listed it
+// while its mtime was recent and saw that mtime held back, so it reads the
+// listing afresh once the real one shows. From a shell whose cwd is that
+// directory, where no lookup revalidates it, and with a glob (no stat).
+TEST_F(FsTest, WorktreeGitListingsFollowTheHostEvenAtTheSameMtime) {
+  cache_ = "worktree";
+  const std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
+  boot({.vmm_args = {"--control", ctl}});
+  const std::string heads = ws(".git/refs/heads");
+  fs::create_directories(heads);
+  write_file(heads + "/main", "1\n");
+  auto lister = std::async(std::launch::async, [&] {
+    return sh("set -e; cd .git/refs/heads; echo g > guest-made; ls; touch ../../listed; "
+              "while [ ! -e /workspace/.git/go ]; do sleep 0.1; done; sleep 5; echo ---; echo *; stat -c %y .");
+  });
+  for (int i = 0; i < 1200 && !fs::exists(ws(".git/listed")); ++i) ::usleep(100'000);
+  ASSERT_TRUE(fs::exists(ws(".git/listed")));
+  struct stat before {};
+  ASSERT_EQ(::stat(heads.c_str(), &before), 0);
+  write_file(heads + "/from-host", "2\n");
+  const timespec same[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, heads.c_str(), same, 0), 0);
+  write_file(ws(".git/go"), "");
+  const ProcessResult r = lister.get();
+  ASSERT_OK(r);
+  EXPECT_EQ(r.out.substr(0, r.out.rfind('\n', r.out.size() - 2) + 1),
+            "guest-made\nmain\n---\nfrom-host guest-made main\n")
+      << r.out;
+  // Held back only while recent: then the host's own mtime.
+  char host_mtime[64];
+  std::strftime(host_mtime, sizeof host_mtime, "%Y-%m-%d %H:%M:%S", std::gmtime(&before.st_mtim.tv_sec));
+  EXPECT_NE(r.out.find(fmt::format("{}.{:09}", host_mtime, before.st_mtim.tv_nsec)), std::string::npos) << r.out;
+  // No OPENDIR after the first (which the guest was told to skip), no RELEASEDIR.
+  const auto ops = control_request(ctl, {{"cmd", "fs"}})["shares"][0]["ops"];
+  EXPECT_EQ(ops.value("/OPENDIR/count"_json_pointer, 0), 1) << ops.dump();
+  EXPECT_FALSE(ops.contains("RELEASEDIR")) << ops.dump();
 }
 
 TEST_F(FsTest, ThousandsOfFilesWithTheVmmLimitedTo256Fds) {

@@ -5,7 +5,8 @@
 // request's fuse_in_header.len to the bytes that arrive, so mutations get
 // past the length check; bit 2: a read-only share; bit 3: a 2-fd O_PATH
 // cache, so inodes are re-opened by name; bit 4: the writeback cache
-// offered). Then records: u16 request length, u16 reply space,
+// offered; bit 5: the worktree policy, and an INIT that offers
+// FUSE_NO_OPENDIR_SUPPORT: directories read with fh 0). Then records: u16 request length, u16 reply space,
 // u8 split (low nibble: readable chunk size - 1, high nibble: where the
 // writable space splits), then the request bytes (header + arguments).
 // Nodeids and file handles are small sequential numbers (root = 1), so
@@ -158,7 +159,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   e.reset_share();
   Cursor in({data, size});
   const auto flags = in.take<uint8_t>();
-  PassthroughOptions opts;
+  const bool worktree = (flags & 32) != 0;
+  PassthroughOptions opts = PassthroughOptions{}.with_cache(worktree ? CachePolicy::kWorktree : CachePolicy::kAuto);
   opts.max_inodes = 64;
   opts.max_handles = 16;
   // A tiny O_PATH fd cache makes most requests re-open their inodes by name.
@@ -175,12 +177,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuse_init_in ii{};
     ii.major = 7;
     ii.minor = 38;
-    ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_WRITEBACK_CACHE;
+    ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_WRITEBACK_CACHE |
+               (worktree ? FUSE_NO_OPENDIR_SUPPORT : 0);
     std::memcpy(init.data(), &h, sizeof h);
     std::memcpy(init.data() + sizeof h, &ii, sizeof ii);
     send(server, std::move(init), 4096, 0x30, false);
     CHECK(server.initialized());
     CHECK(server.fs().writeback() == opts.writeback);
+    CHECK(server.fs().implicit_dirs() == worktree);
   }
   for (int i = 0; i < 64 && !in.empty(); ++i) {
     const auto len = in.take<uint16_t>();
@@ -191,6 +195,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CHECK(server.fs().inode_count() <= opts.max_inodes);
     CHECK(server.fs().handle_count() <= opts.max_handles);
     CHECK(server.fs().open_inode_fds() <= opts.max_fds);
+    CHECK(server.fs().dir_stream_count() <= 64);
   }
   e.check_outside();
   e.check_share();

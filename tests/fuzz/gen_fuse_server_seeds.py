@@ -4,7 +4,8 @@ fuse_server_fuzz.cc) into corpus/fuse_server/ next to this script: the ops
 beyond the core set (TMPFILE, xattrs, MKNOD, ACCESS, FALLOCATE, LSEEK,
 COPY_FILE_RANGE, INTERRUPT), renames and unlinks with a tiny O_PATH fd
 cache (TINY_FDS: inodes re-opened by name), opens under the writeback
-cache (WRITEBACK), chown under the uid mapping, a read-only share and
+cache (WRITEBACK), directories read without OPENDIR under worktree
+(IMPLICIT_DIRS), chown under the uid mapping, a read-only share and
 malformed forms of the new requests. The core seeds (init, lookup_getattr,
 open_read, readdir, malformed) predate this script and are kept as they are.
 
@@ -17,9 +18,10 @@ import struct
 
 OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "fuse_server"
 
-SEND_INIT, FIX_LEN, READ_ONLY, TINY_FDS, WRITEBACK = 1, 2, 4, 8, 16
+SEND_INIT, FIX_LEN, READ_ONLY, TINY_FDS, WRITEBACK, IMPLICIT_DIRS = 1, 2, 4, 8, 16, 32
 
 LOOKUP, GETATTR, SETATTR, MKNOD, UNLINK, LINK, OPEN, READ, WRITE = 1, 3, 4, 8, 10, 13, 14, 15, 16
+OPENDIR, READDIR, FSYNCDIR, READDIRPLUS = 27, 28, 30, 44
 RENAME2 = 45
 FUSE_GETATTR_FH, RENAME_EXCHANGE = 1, 2
 SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR = 21, 22, 23, 24
@@ -207,6 +209,21 @@ def seeds():
         req(WRITE, 2, write_in(7, 0, b"x", kill_write)),
         setattr(2, fattr_size | kill_attr),
         req(CREATE, 1, create_in(O_RDWR | o_trunc, S_IFREG | 0o6755, kill_open) + cstr("f")))
+    # worktree, no OPENDIR: d = 2, f = 3; listings with fh 0 of d, the root
+    # (interleaved, from an offset) and a file; FSYNCDIR with fh 0.
+    read_in = lambda off, size: struct.pack("<QQIIQII", 0, off, size, 0, 0, 0, 0)
+    s["implicit_dirs"] = seed(
+        SEND_INIT | IMPLICIT_DIRS,
+        req(OPENDIR, 1, struct.pack("<II", 0, 0)),
+        req(LOOKUP, 1, cstr("d")),
+        req(LOOKUP, 1, cstr("f")),
+        req(READDIRPLUS, 2, read_in(0, 80)),
+        req(READDIRPLUS, 1, read_in(0, 120)),
+        req(READDIRPLUS, 2, read_in(1, 4096)),
+        req(READDIR, 1, read_in(2, 4096)),
+        req(READDIR, 3, read_in(0, 4096)),
+        req(FSYNCDIR, 2, struct.pack("<QII", 0, 1, 0)),
+        req(FSYNCDIR, 9, struct.pack("<QII", 0, 0, 0)))
     return s
 
 

@@ -1,5 +1,6 @@
 // The share's cache policy as the guest receives it: entry/attribute
 // timeouts and the FOPEN_* flags of open, create and opendir replies.
+// (Without FUSE_NO_OPENDIR_SUPPORT from the guest: see fuse_implicit_dirs_test.)
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
@@ -43,7 +44,7 @@ TEST(FuseCachePolicy, AutoIsTheDefaultAndKeepsHostEditsVisible) {
   const Seen s = seen_with(CachePolicy::kAuto);
   EXPECT_EQ(s.entry_valid, 1u);
   EXPECT_EQ(s.attr_valid, 1u);
-  EXPECT_EQ(s.open_flags, 0u);  // no KEEP_CACHE: pages are dropped at each open
+  EXPECT_EQ(s.open_flags, uint32_t{FOPEN_NOFLUSH});  // no KEEP_CACHE: pages are dropped at each open
   EXPECT_EQ(s.create_flags, 0u);
   EXPECT_EQ(s.opendir_flags, 0u);
 }
@@ -52,7 +53,7 @@ TEST(FuseCachePolicy, NeverAsksTheHostEveryTime) {
   const Seen s = seen_with(CachePolicy::kNever);
   EXPECT_EQ(s.entry_valid, 0u);
   EXPECT_EQ(s.attr_valid, 0u);
-  EXPECT_EQ(s.open_flags, uint32_t{FOPEN_DIRECT_IO});
+  EXPECT_EQ(s.open_flags, uint32_t{FOPEN_DIRECT_IO | FOPEN_NOFLUSH});
   EXPECT_EQ(s.create_flags, uint32_t{FOPEN_DIRECT_IO});
   EXPECT_EQ(s.opendir_flags, 0u);
 }
@@ -61,7 +62,7 @@ TEST(FuseCachePolicy, NeverAsksTheHostEveryTime) {
 void expect_kept(const Seen& s) {
   EXPECT_EQ(s.entry_valid, 86400u);
   EXPECT_EQ(s.attr_valid, 86400u);
-  EXPECT_EQ(s.open_flags, uint32_t{FOPEN_KEEP_CACHE});
+  EXPECT_EQ(s.open_flags, uint32_t{FOPEN_KEEP_CACHE | FOPEN_NOFLUSH});
   EXPECT_EQ(s.create_flags, uint32_t{FOPEN_KEEP_CACHE});
   EXPECT_EQ(s.opendir_flags, uint32_t{FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE});
 }
@@ -91,7 +92,7 @@ TEST(FuseCachePolicy, WorktreeCachesTheTreeButNotGit) {
   EXPECT_EQ(ref.attr_valid, 1u);
   fuse_open_in oi{};
   oi.flags = O_RDONLY;
-  EXPECT_EQ(c.send(FUSE_OPEN, ref.nodeid, Args().add(oi)).as<fuse_open_out>().open_flags, 0u);
+  EXPECT_EQ(c.send(FUSE_OPEN, ref.nodeid, Args().add(oi)).as<fuse_open_out>().open_flags, uint32_t{FOPEN_NOFLUSH});
   EXPECT_EQ(c.send(FUSE_OPENDIR, refs.nodeid, Args().add(fuse_open_in{})).as<fuse_open_out>().open_flags, 0u);
   fuse_getattr_in gi{};
   EXPECT_EQ(c.send(FUSE_GETATTR, ref.nodeid, Args().add(gi)).as<fuse_attr_out>().attr_valid, 1u);
@@ -144,6 +145,25 @@ TEST(FuseCachePolicy, NeverAndAlwaysDoNotRememberAbsentNames) {
     int err = 0;
     c.lookup(1, "absent", &err);
     EXPECT_EQ(err, -ENOENT);
+  }
+}
+
+// FLUSH at close is skipped only where nothing can be left to write back:
+// a file opened without write access (a shared writable mapping needs it).
+TEST(FuseCachePolicy, OnlyReadersCloseWithoutFlush) {
+  for (const auto policy : {CachePolicy::kNever, CachePolicy::kAuto, CachePolicy::kAlways, CachePolicy::kWorktree}) {
+    TempDir d;
+    write_file(d.path() / "f", "data");
+    FuseClient c(d.path(), PassthroughOptions{}.with_cache(policy));
+    ASSERT_EQ(c.init().error(), 0);
+    const uint64_t node = c.lookup(1, "f").nodeid;
+    for (const uint32_t flags : {O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC}) {
+      fuse_open_in oi{};
+      oi.flags = flags;
+      const Reply r = c.send(FUSE_OPEN, node, Args().add(oi));
+      ASSERT_EQ(r.error(), 0);
+      EXPECT_EQ((r.as<fuse_open_out>().open_flags & FOPEN_NOFLUSH) != 0, flags == O_RDONLY) << flags;
+    }
   }
 }
 
