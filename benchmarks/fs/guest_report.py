@@ -96,6 +96,10 @@ def main():
         own = [f"{m}={fmt(*sides[name][m])}" for m in TIMED + RATES if sides[name].get(m)]
         if own:
             print(f"# {name}: {' '.join(own)}", file=sys.stderr)
+        # And every pass of the timed steps (ksbox-warm's first one is cold).
+        passes = [f"{m}=" + "/".join(f"{ns / 1e6:.0f}" for ns in steps[m]) for m in TIMED if steps.get(m)]
+        if passes:
+            print(f"# {name} passes (ms): {' '.join(passes)}", file=sys.stderr)
 
     print(f"# fs in-guest benchmark: {args.reps} passes per side in one boot each (medians), {args.where}; "
           f"{args.files} files, {args.mib} MiB sequential, {args.randops} random 4 KiB requests, "

@@ -187,20 +187,22 @@ void Passthrough::fill_entry(uint64_t nodeid, const struct stat& st, fuse_entry_
   out.entry_valid = t.entry_s;
   out.attr_valid = t.attr_s;
   fill_attr(st, out.attr);
-  hold_back_recent_mtime(nodeid, st, out.attr, out.attr_valid);
+  hold_back_recent_mtime(nodeid, st, out.attr);
 }
 
-void Passthrough::hold_back_recent_mtime(uint64_t nodeid, const struct stat& st, fuse_attr& a,
-                                         uint64_t& attr_valid) const {
+void Passthrough::hold_back_recent_mtime(uint64_t nodeid, const struct stat& st, fuse_attr& a) const {
   if (!implicit_dirs_ || !S_ISDIR(st.st_mode) || !host_edits(nodeid)) return;
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
-  // Timestamps are taken from a clock that advances a tick at a time, so a
-  // second change within the tick leaves the mtime as it was; 2 s leaves
-  // room for a late tick. A future mtime counts as recent.
-  constexpr time_t kRecentS = 2;
-  if (st.st_mtim.tv_sec < now.tv_sec - kRecentS) return;
-  attr_valid = 0;
+  // Recent: a change now could leave the mtime as it is. Linux stamps
+  // changes with this clock, which advances a tick (a few ms) at a time:
+  // an mtime behind it is final, 50 ms is slack. An mtime of whole
+  // seconds may come from a file system that keeps no more (ext3; FAT
+  // keeps 2 s). A future mtime counts as recent.
+  const auto ns = [](const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
+  const bool recent = st.st_mtim.tv_nsec == 0 ? st.st_mtim.tv_sec >= now.tv_sec - 2
+                                               : ns(st.st_mtim) >= ns(now) - 50'000'000;
+  if (!recent) return;
   if (a.mtimensec > 0) {
     --a.mtimensec;
   } else {
@@ -247,7 +249,7 @@ int Passthrough::getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint
   out = {};
   out.attr_valid = timeouts(nodeid).attr_s;
   fill_attr(st, out.attr);
-  hold_back_recent_mtime(nodeid, st, out.attr, out.attr_valid);
+  hold_back_recent_mtime(nodeid, st, out.attr);
   return 0;
 }
 

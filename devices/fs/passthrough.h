@@ -250,10 +250,11 @@ class Passthrough {
   // permission check: virtiofs has default_permissions), and reads the
   // listing afresh if the mtime is no longer the one it read it at. A host
   // change within the timestamp tick of that mtime would keep it, and the
-  // stale listing for good: so while a .git directory's mtime is recent,
-  // the guest is told one 1 ns earlier, with no timeout, so that it asks
-  // again each time; then the real one, a change, and the listing is re-read.
-  void hold_back_recent_mtime(uint64_t nodeid, const struct stat& st, fuse_attr& attr, uint64_t& attr_valid) const;
+  // stale listing for good: so while a .git directory's mtime is recent
+  // (a tick of the host's clock, 50 ms; 2 s for whole-second mtimes), the
+  // guest is told one 1 ns earlier, and a second later the real one, a
+  // change, which has it read the listing again.
+  void hold_back_recent_mtime(uint64_t nodeid, const struct stat& st, fuse_attr& attr) const;
   Named named(uint64_t parent, int dirfd, std::string_view name);
   // unlinkat(flags) of `name` in `parent`, and the table told.
   int remove_name(uint64_t parent, std::string_view name, int flags);
