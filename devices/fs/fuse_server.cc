@@ -335,7 +335,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       const int r = op == FUSE_OPEN ? fs_->open(c.h.nodeid, oi.flags, oo.fh) : fs_->opendir(c.h.nodeid, oo.fh);
       if (r == 0 && op == FUSE_OPEN && (oi.flags & O_TRUNC) && (oi.open_flags & FUSE_OPEN_KILL_SUIDGID))
         fs_->kill_suidgid(oo.fh);
-      oo.open_flags = fs_->open_reply_flags(c.h.nodeid, op == FUSE_OPENDIR ? Opened::kDirectory : opened_as(oi.flags));
+      oo.open_flags = fs_->open_reply_flags(c.h.nodeid, op == FUSE_OPENDIR);
       return r ? reply(c, r) : reply(c, 0, &oo, sizeof oo);
     }
     case FUSE_READDIR: return do_readdir(c, false);
@@ -373,7 +373,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       const int r = fs_->create(c.h.nodeid, Ctx::sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
       // An existing file opened with O_TRUNC (a new one has no setuid bits).
       if (r == 0 && (ci.flags & O_TRUNC) && (ci.open_flags & FUSE_OPEN_KILL_SUIDGID)) fs_->kill_suidgid(body.o.fh);
-      body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, Opened::kForWriting);
+      body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, false);
       return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
     }
     case FUSE_MKDIR: {

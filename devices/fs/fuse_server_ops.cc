@@ -27,7 +27,7 @@ size_t FuseServer::do_tmpfile(Ctx& c) {
   if (!c.in.read_cstring(NAME_MAX, c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
   CreateOut body{};
   const int r = fs_->tmpfile(c.h.nodeid, ci.flags, ci.mode, body.e, body.o.fh);
-  body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, Opened::kForWriting);
+  body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, false);
   return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
 }
 

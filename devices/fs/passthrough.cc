@@ -64,16 +64,13 @@ PassthroughOptions PassthroughOptions::fit_to_fd_limit(uint64_t fd_limit) const 
   return o;
 }
 
-Opened opened_as(uint32_t open_flags) {
-  return mutating_open(open_flags) ? Opened::kForWriting : Opened::kForReading;
-}
-
-uint32_t PassthroughOptions::open_reply_flags(Opened what, bool host_edits) const {
-  const bool dir = what == Opened::kDirectory;
-  // No FLUSH at the close of a file opened only to read: it would check the
-  // handle and nothing else. Writers keep it: a guest's close then writes
-  // back pages dirtied through a shared mapping, before `ksbox sync` reads.
-  const uint32_t file = what == Opened::kForReading ? FOPEN_NOFLUSH : 0;
+uint32_t PassthroughOptions::open_reply_flags(bool dir, bool host_edits) const {
+  // No FLUSH at every close: it would check the handle and nothing else.
+  // Writes are done when answered, locks stay in the guest (no
+  // POSIX_LOCKS), and pages a shared mapping dirtied are written back when
+  // it is unmapped (fuse_vma_close). The writeback cache (kAlways) is
+  // flushed at close all the same.
+  const uint32_t file = dir ? 0 : FOPEN_NOFLUSH;
   switch (cache) {
     case CachePolicy::kNever: return dir ? 0 : file | FOPEN_DIRECT_IO;
     case CachePolicy::kAuto: return file;

@@ -60,11 +60,6 @@ enum class CachePolicy : uint8_t {
 // the choices.
 CachePolicy parse_cache_policy(std::string_view s);
 
-// What an open reply is for: a directory, or a file opened with write
-// access (or O_TRUNC) or without.
-enum class Opened : uint8_t { kDirectory, kForReading, kForWriting };
-Opened opened_as(uint32_t open_flags);
-
 struct PassthroughOptions {
   bool read_only = false;
   CachePolicy cache = CachePolicy::kAuto;  // sets the timeouts below: see with_cache()
@@ -97,7 +92,7 @@ struct PassthroughOptions {
   PassthroughOptions fit_to_fd_limit(uint64_t fd_limit) const;
   // FOPEN_* flags for an open (or create) reply under this policy, for a
   // node the host may edit (`host_edits`: kWorktree's .git) or not.
-  uint32_t open_reply_flags(Opened what, bool host_edits = false) const;
+  uint32_t open_reply_flags(bool dir, bool host_edits = false) const;
   // Whether the guest may read directories without OPENDIR, which makes it
   // keep every listing (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE): under kAlways,
   // and under kWorktree, whose .git listings it then checks against the
@@ -117,8 +112,8 @@ class Passthrough {
   void set_writeback(bool on) { writeback_ = on; }
   bool writeback() const { return writeback_; }
   // open_reply_flags of the options, for this node.
-  uint32_t open_reply_flags(uint64_t nodeid, Opened what) const {
-    return opts_.open_reply_flags(what, host_edits(nodeid));
+  uint32_t open_reply_flags(uint64_t nodeid, bool dir) const {
+    return opts_.open_reply_flags(dir, host_edits(nodeid));
   }
   bool known(uint64_t nodeid) const { return inodes_.known(nodeid); }
   size_t inode_count() const { return inodes_.size(); }

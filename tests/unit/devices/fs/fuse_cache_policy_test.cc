@@ -25,7 +25,7 @@ Seen seen_with(CachePolicy policy) {
   const auto e = c.lookup(1, "f");
   Seen s{e.entry_valid, e.attr_valid, 0, 0, 0};
   fuse_open_in oi{};
-  oi.flags = O_RDONLY;
+  oi.flags = O_RDWR;
   s.open_flags = c.send(FUSE_OPEN, e.nodeid, Args().add(oi)).as<fuse_open_out>().open_flags;
   s.opendir_flags = c.send(FUSE_OPENDIR, 1, Args().add(fuse_open_in{})).as<fuse_open_out>().open_flags;
   fuse_create_in ci{};
@@ -44,8 +44,9 @@ TEST(FuseCachePolicy, AutoIsTheDefaultAndKeepsHostEditsVisible) {
   const Seen s = seen_with(CachePolicy::kAuto);
   EXPECT_EQ(s.entry_valid, 1u);
   EXPECT_EQ(s.attr_valid, 1u);
-  EXPECT_EQ(s.open_flags, uint32_t{FOPEN_NOFLUSH});  // no KEEP_CACHE: pages are dropped at each open
-  EXPECT_EQ(s.create_flags, 0u);
+  // No KEEP_CACHE: pages are dropped at each open. No FLUSH at any close.
+  EXPECT_EQ(s.open_flags, uint32_t{FOPEN_NOFLUSH});
+  EXPECT_EQ(s.create_flags, uint32_t{FOPEN_NOFLUSH});
   EXPECT_EQ(s.opendir_flags, 0u);
 }
 
@@ -54,7 +55,7 @@ TEST(FuseCachePolicy, NeverAsksTheHostEveryTime) {
   EXPECT_EQ(s.entry_valid, 0u);
   EXPECT_EQ(s.attr_valid, 0u);
   EXPECT_EQ(s.open_flags, uint32_t{FOPEN_DIRECT_IO | FOPEN_NOFLUSH});
-  EXPECT_EQ(s.create_flags, uint32_t{FOPEN_DIRECT_IO});
+  EXPECT_EQ(s.create_flags, uint32_t{FOPEN_DIRECT_IO | FOPEN_NOFLUSH});
   EXPECT_EQ(s.opendir_flags, 0u);
 }
 
@@ -63,7 +64,7 @@ void expect_kept(const Seen& s) {
   EXPECT_EQ(s.entry_valid, 86400u);
   EXPECT_EQ(s.attr_valid, 86400u);
   EXPECT_EQ(s.open_flags, uint32_t{FOPEN_KEEP_CACHE | FOPEN_NOFLUSH});
-  EXPECT_EQ(s.create_flags, uint32_t{FOPEN_KEEP_CACHE});
+  EXPECT_EQ(s.create_flags, uint32_t{FOPEN_KEEP_CACHE | FOPEN_NOFLUSH});
   EXPECT_EQ(s.opendir_flags, uint32_t{FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE});
 }
 
@@ -145,25 +146,6 @@ TEST(FuseCachePolicy, NeverAndAlwaysDoNotRememberAbsentNames) {
     int err = 0;
     c.lookup(1, "absent", &err);
     EXPECT_EQ(err, -ENOENT);
-  }
-}
-
-// FLUSH at close is skipped only where nothing can be left to write back:
-// a file opened without write access (a shared writable mapping needs it).
-TEST(FuseCachePolicy, OnlyReadersCloseWithoutFlush) {
-  for (const auto policy : {CachePolicy::kNever, CachePolicy::kAuto, CachePolicy::kAlways, CachePolicy::kWorktree}) {
-    TempDir d;
-    write_file(d.path() / "f", "data");
-    FuseClient c(d.path(), PassthroughOptions{}.with_cache(policy));
-    ASSERT_EQ(c.init().error(), 0);
-    const uint64_t node = c.lookup(1, "f").nodeid;
-    for (const uint32_t flags : {O_RDONLY, O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC}) {
-      fuse_open_in oi{};
-      oi.flags = flags;
-      const Reply r = c.send(FUSE_OPEN, node, Args().add(oi));
-      ASSERT_EQ(r.error(), 0);
-      EXPECT_EQ((r.as<fuse_open_out>().open_flags & FOPEN_NOFLUSH) != 0, flags == O_RDONLY) << flags;
-    }
   }
 }
 
