@@ -351,7 +351,11 @@ int Passthrough::readlink(uint64_t nodeid, std::string& target) {
 }
 
 int Passthrough::add_handle(UniqueFd fd, bool dir, uint64_t& fh) {
-  if (handles_.size() >= opts_.max_handles) return -ENFILE;
+  // Directory streams share the table's fds: the oldest gives way.
+  if (handles_.size() + dir_streams_.size() >= opts_.max_handles) {
+    if (dir_streams_.empty()) return -ENFILE;
+    dir_streams_.pop_back();
+  }
   fh = next_fh_++;
   handles_.emplace(fh, Handle{std::move(fd), dir});
   return 0;

@@ -65,7 +65,7 @@ struct PassthroughOptions {
   CachePolicy cache = CachePolicy::kAuto;  // sets the timeouts below: see with_cache()
   size_t max_inodes = 1 << 20;  // inodes the guest may hold (memory, not fds)
   size_t max_fds = 1 << 20;     // O_PATH fds kept open for them (an LRU)
-  size_t max_handles = 4096;    // open files and directories together
+  size_t max_handles = 4096;    // open files and directories together (and directory streams)
   uint32_t entry_timeout_s = 1;
   uint32_t attr_timeout_s = 1;
   // Offer FUSE_WRITEBACK_CACHE: the guest keeps small writes in its page
@@ -149,7 +149,7 @@ class Passthrough {
   // FSYNCDIR come with fh 0 and no RELEASEDIR follows.
   void set_implicit_dirs(bool on) { implicit_dirs_ = on; }
   bool implicit_dirs() const { return implicit_dirs_; }
-  size_t dir_stream_count() const { return dir_streams_.size(); }
+  size_t dir_stream_count() const { return dir_streams_.size(); }  // within max_handles, with handle_count()
   int opendir(uint64_t nodeid, uint64_t& fh);
   // Appends fuse_dirent (or fuse_direntplus) records of at most `size`
   // bytes in total to `out`, starting after the entry whose off is `offset`.

@@ -50,10 +50,17 @@ Passthrough::Handle* Passthrough::dir_stream(uint64_t nodeid, int& err) {
     dir_streams_.splice(dir_streams_.begin(), dir_streams_, it);
     return &dir_streams_.front().h;
   }
+  // Counted with the open handles (max_handles), at most kMaxDirStreams.
+  if (!dir_streams_.empty() &&
+      (dir_streams_.size() >= kMaxDirStreams || handles_.size() + dir_streams_.size() >= opts_.max_handles))
+    dir_streams_.pop_back();
+  if (handles_.size() + dir_streams_.size() >= opts_.max_handles) {
+    err = -ENFILE;
+    return nullptr;
+  }
   PathFd node;
   UniqueFd fd;
   if ((err = inodes_.fd(nodeid, node)) || (err = open_dir(node->get(), fd))) return nullptr;
-  if (dir_streams_.size() >= kMaxDirStreams) dir_streams_.pop_back();
   dir_streams_.push_front(DirStream{nodeid, Handle{std::move(fd), true}});
   return &dir_streams_.front().h;
 }

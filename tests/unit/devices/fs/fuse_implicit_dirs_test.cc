@@ -134,6 +134,32 @@ TEST(FuseImplicitDirs, InterleavedListingsMissNothing) {
   EXPECT_EQ(c.server.fs().dir_stream_count(), 64u);  // bounded
 }
 
+// Streams hold host fds as handles do, so they count against the same
+// table: the oldest gives way to an open, and with the table full of open
+// files a listing is refused (ENFILE), never an fd over the budget.
+TEST(FuseImplicitDirs, StreamsShareTheHandleBudget) {
+  TempDir d;
+  for (int i = 0; i < 4; ++i) make_files(d.path() / ("d" + std::to_string(i)), 1);
+  write_file(d.path() / "f", "x");
+  PassthroughOptions opts = PassthroughOptions{}.with_cache(CachePolicy::kWorktree);
+  opts.max_handles = 4;
+  FuseClient c(d.path(), opts);
+  ASSERT_EQ(c.init(7, 38, kGuestFlags).error(), 0);
+  std::vector<uint64_t> dirs;
+  for (int i = 0; i < 4; ++i) dirs.push_back(c.lookup(1, "d" + std::to_string(i)).nodeid);
+  for (const uint64_t n : dirs) EXPECT_EQ(read_chunk(c, n, 0).error, 0);
+  EXPECT_EQ(c.server.fs().dir_stream_count(), 4u);
+  const uint64_t f = c.lookup(1, "f").nodeid;
+  for (int i = 0; i < 4; ++i) {
+    int err = -1;
+    EXPECT_NE(c.open(f, O_RDONLY, &err), 0u);
+    EXPECT_EQ(err, 0);
+    EXPECT_EQ(c.server.fs().handle_count() + c.server.fs().dir_stream_count(), 4u);
+  }
+  EXPECT_EQ(c.server.fs().dir_stream_count(), 0u);
+  EXPECT_EQ(read_chunk(c, dirs[0], 0).error, -ENFILE);
+}
+
 struct AttrSeen {
   uint64_t attr_valid;
   timespec mtime;
