@@ -55,6 +55,9 @@ bool VirtioFs::activate(const virtio::ActivateContext& ctx) {
     }
   }
   ctx_ = ctx;
+  // FORGETs want no answer: the guest kicks for them only every
+  // kForgetKickBatch, and every request drains them first (drain()).
+  ctx_->queues[kHiprioQueue].set_kick_batch(kForgetKickBatch);
   return true;
 }
 
@@ -105,6 +108,11 @@ void VirtioFs::serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chai
 void VirtioFs::process_queue(uint16_t index) {
   std::lock_guard lock(mu_);
   if (!ctx_ || !server_ || index >= ctx_->queues.size()) return;
+  if (index != kHiprioQueue) drain(kHiprioQueue);
+  drain(index);
+}
+
+void VirtioFs::drain(uint16_t index) {
   auto& q = ctx_->queues[index];
   const GuestMemory& mem = *ctx_->mem;
   bool used = false;

@@ -57,6 +57,14 @@ class VirtioFs final : public virtio::VirtioDevice {
  private:
   std::unique_ptr<FuseServer> make_server() const;
   void serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chain);
+  // Serves every chain waiting on queue `index`, then interrupts if the
+  // driver wants it. With mu_ held and a context.
+  void drain(uint16_t index);
+
+  // FORGETs the guest gathers before it kicks: each kick and interrupt is
+  // an exit, and a FORGET only lets the server close an fd. A request on
+  // the request queue drains them all first; a full queue always kicks.
+  static constexpr uint16_t kForgetKickBatch = kQueueSize / 4;
 
   static constexpr std::array<uint16_t, 2> queue_sizes_{kQueueSize, kQueueSize};
   std::string tag_;

@@ -106,6 +106,7 @@ void Queue::reset() {
   desc_ = avail_ = used_ = GuestAddress(0);
   ready_ = indirect_ = event_idx_ = false;
   next_avail_ = avail_idx_cache_ = next_used_ = signalled_used_ = filled_ = 0;
+  kick_batch_ = 1;
   in_flight_.clear();
   in_flight_count_ = 0;
   broken_.set(false);
@@ -137,10 +138,12 @@ PopResult Queue::pop(const GuestMemory& mem) {
   // the whole rings, and slots are reduced modulo size_.
   if (next_avail_ == avail_idx_cache_) {
     if (event_idx_) {
-      // Ask for a kick when the driver goes past what we consumed; the full
-      // fence orders this store before the idx load (no lost wakeups).
+      // Ask for a kick when the driver goes kick_batch_ past what we
+      // consumed; the full fence orders this store before the idx load (no
+      // lost wakeups).
       const GuestAddress avail_event(used_.value() + kUsedRingOff + 8 * uint64_t{size_});
-      if (!mem.write_obj<uint16_t>(avail_event, next_avail_)) return fail(ChainError::kRingUnreadable);
+      const auto kick_at = static_cast<uint16_t>(next_avail_ + std::min(kick_batch_, size_) - 1);
+      if (!mem.write_obj<uint16_t>(avail_event, kick_at)) return fail(ChainError::kRingUnreadable);
       std::atomic_thread_fence(std::memory_order_seq_cst);
     }
     const auto idx = mem.read_obj<uint16_t>(GuestAddress(avail_.value() + kAvailIdxOff));

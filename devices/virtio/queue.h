@@ -11,6 +11,7 @@
 // broken() and the counters may be read from any thread.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -105,6 +106,12 @@ class Queue {
 
   // --- Data path (device thread).
   PopResult pop(const GuestMemory& mem);
+  // With VIRTIO_RING_F_EVENT_IDX: once pop() finds the ring empty, ask the
+  // driver to kick only when `n` more buffers wait (default 1: every one),
+  // for a queue whose requests want no prompt answer (virtio-fs FORGETs),
+  // which the device then also drains on occasions of its own. Capped at
+  // the queue size, so a full queue always kicks. reset() restores 1.
+  void set_kick_batch(uint16_t n) { kick_batch_ = std::max<uint16_t>(n, 1); }
   // Publishes `head` as used with `len` bytes written. Refused (false, counted)
   // when `head` was not popped or was already used.
   bool add_used(const GuestMemory& mem, uint16_t head, uint32_t len);
@@ -153,6 +160,7 @@ class Queue {
   uint16_t next_used_ = 0;        // value of used idx we last published
   uint16_t filled_ = 0;           // used elements written after next_used_, not yet published
   uint16_t signalled_used_ = 0;   // used idx at the last should_notify()
+  uint16_t kick_batch_ = 1;
   uint16_t in_flight_count_ = 0;
   std::vector<bool> in_flight_;  // by head: popped, not yet used
   Relaxed<bool> broken_{false};

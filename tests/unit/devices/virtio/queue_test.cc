@@ -603,6 +603,31 @@ TEST_F(QueueTest, EventIdxPublishesAvailEventBeforeGoingIdle) {
   EXPECT_EQ(drv.avail_event(), 2) << "kick me when avail idx moves past 2";
 }
 
+// A queue that may wait (virtio-fs FORGETs): the driver is asked to kick
+// only when the n-th buffer past those consumed arrives (vring_need_event:
+// avail_event is the index whose publication kicks), never beyond a full
+// ring; reset() asks for every buffer again.
+TEST_F(QueueTest, KickBatchAsksForAKickOnlyAfterNBuffers) {
+  configure(feature_bit(VIRTIO_RING_F_EVENT_IDX));
+  q.set_kick_batch(4);
+  drv.desc(0, kBuf, 8, W);
+  drv.publish(0);
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kChain);
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kEmpty);
+  EXPECT_EQ(drv.avail_event(), 1 + 3) << "the 4th buffer after the one consumed kicks";
+  q.set_kick_batch(1000);
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kEmpty);
+  EXPECT_EQ(drv.avail_event(), 1 + kSize - 1) << "at most a full ring";
+  q.set_kick_batch(0);
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kEmpty);
+  EXPECT_EQ(drv.avail_event(), 1) << "0 means 1";
+  q.set_kick_batch(4);
+  configure(feature_bit(VIRTIO_RING_F_EVENT_IDX));  // resets the queue; the ring still holds 1 buffer
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kChain);
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kEmpty);
+  EXPECT_EQ(drv.avail_event(), 1);
+}
+
 TEST_F(QueueTest, WithoutEventIdxAvailEventIsNotWritten) {
   ASSERT_TRUE(mem.write_obj<uint16_t>(GuestAddress(kUsedAddr + 4 + 8 * kSize), 0x1234));
   drv.desc(0, kBuf, 8, W);

@@ -1,0 +1,140 @@
+// VirtioFs against a fake driver with both queues: FUSE requests on the
+// request queue are answered, and FORGETs on the high-priority queue need
+// no kick of their own: the driver is asked to kick only for a batch, and
+// every request drains them first.
+#include "devices/fs/virtio_fs.h"
+
+#include <linux/fuse.h>
+#include <linux/virtio_ring.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "tests/unit/devices/fs/fuse_test_client.h"
+#include "tests/unit/devices/virtio/fake_driver.h"
+
+namespace ksbox::devices::fs::testing {
+namespace {
+
+using virtio::testing::CountingInterrupt;
+using virtio::testing::FakeDriver;
+
+constexpr uint16_t kSize = 16;
+// Rings of the high-priority queue at the fake driver's defaults, the
+// request queue's above them; request and reply buffers in the high region.
+constexpr uint64_t kReqDesc = 0x4000, kReqAvail = 0x5000, kReqUsed = 0x6000;
+constexpr uint64_t kIn = virtio::testing::kHighStart, kOut = kIn + 0x4000;
+
+class VirtioFsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_file(dir_.path() / "f", "x");
+    dev_ = std::make_unique<VirtioFs>("t", dir_.path().string(), PassthroughOptions{}, IoEngineKind::kSync);
+    ready(queues_[0], virtio::testing::kDescAddr, virtio::testing::kAvailAddr, virtio::testing::kUsedAddr);
+    ready(queues_[1], kReqDesc, kReqAvail, kReqUsed);
+    ASSERT_TRUE(dev_->activate({dev_->device_features(), std::span(queues_), &mem_, &irq_}));
+    fuse_init_in ii{};
+    ii.major = 7;
+    ii.minor = 38;
+    ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES;
+    ASSERT_EQ(request(FUSE_INIT, 0, Args().add(ii)).error, 0);
+  }
+  void TearDown() override { dev_->reset(); }
+
+  void ready(virtio::Queue& q, uint64_t desc, uint64_t avail, uint64_t used) {
+    ASSERT_TRUE(q.set_size(kSize));
+    q.set_desc_table(GuestAddress(desc));
+    q.set_avail_ring(GuestAddress(avail));
+    q.set_used_ring(GuestAddress(used));
+    q.set_features(1ull << VIRTIO_RING_F_EVENT_IDX);
+    ASSERT_EQ(q.set_ready(mem_, true), virtio::QueueConfigError::kOk);
+  }
+  // Writes header + args at kIn + slot * 0x400 into descriptor 2 * slot.
+  uint16_t put(FakeDriver& d, uint16_t slot, uint32_t opcode, uint64_t nodeid, const Args& args, bool reply) {
+    fuse_in_header h{};
+    h.len = static_cast<uint32_t>(sizeof h + args.bytes.size());
+    h.opcode = opcode;
+    h.unique = ++unique_;
+    h.nodeid = nodeid;
+    std::vector<uint8_t> req(sizeof h);
+    std::memcpy(req.data(), &h, sizeof h);
+    req.insert(req.end(), args.bytes.begin(), args.bytes.end());
+    const uint64_t at = kIn + 0x400ull * slot;
+    EXPECT_TRUE(mem_.write_bytes(GuestAddress(at), req));
+    const auto head = static_cast<uint16_t>(2 * slot);
+    if (reply) {
+      d.desc(head, at, h.len, VRING_DESC_F_NEXT, head + 1);
+      d.desc(head + 1, kOut, 0x1000, VRING_DESC_F_WRITE);
+    } else {
+      d.desc(head, at, h.len);
+    }
+    d.publish(head);
+    return head;
+  }
+  struct Answer {
+    int error = 1;
+    std::vector<uint8_t> body;
+  };
+  // A request on the request queue, kicked; its reply.
+  Answer request(uint32_t opcode, uint64_t nodeid, const Args& args) {
+    const uint16_t before = req_.used_idx();
+    put(req_, static_cast<uint16_t>(req_slot_++ % 4), opcode, nodeid, args, true);
+    dev_->process_queue(VirtioFs::kRequestQueue);
+    Answer a;
+    if (req_.used_idx() != before + 1) return a;
+    fuse_out_header oh{};
+    auto out = mem_.slice(GuestAddress(kOut), 0x1000);
+    std::memcpy(&oh, out->data(), sizeof oh);
+    a.error = oh.error;
+    a.body.assign(out->begin() + sizeof oh, out->begin() + oh.len);
+    return a;
+  }
+  void forget(uint64_t nodeid, uint16_t slot) {
+    fuse_forget_in fi{};
+    fi.nlookup = 1;
+    put(hiprio_, static_cast<uint16_t>(4 + slot), FUSE_FORGET, nodeid, Args().add(fi), false);
+  }
+  uint64_t forgets_served() { return dev_->fuse_stats().ops[FUSE_FORGET].count; }
+
+  TempDir dir_;
+  GuestMemory mem_ = virtio::testing::make_two_region_memory();
+  std::array<virtio::Queue, 2> queues_{virtio::Queue(kSize), virtio::Queue(kSize)};
+  FakeDriver hiprio_{mem_, kSize};
+  FakeDriver req_{mem_, kSize, kReqDesc, kReqAvail, kReqUsed};
+  CountingInterrupt irq_;
+  std::unique_ptr<VirtioFs> dev_;
+  uint64_t unique_ = 0;
+  size_t req_slot_ = 0;
+};
+
+TEST_F(VirtioFsTest, ForgetsWaitForABatchOrTheNextRequest) {
+  const Answer e = request(FUSE_LOOKUP, 1, Args().str("f"));
+  ASSERT_EQ(e.error, 0);
+  fuse_entry_out entry{};
+  std::memcpy(&entry, e.body.data(), sizeof entry);
+  const uint64_t node = entry.nodeid;
+  ASSERT_EQ(request(FUSE_LOOKUP, 1, Args().str("f")).error, 0);  // two references
+
+  // The first FORGET comes with a kick (the ring is new); after it the
+  // driver is asked to kick again only when the ring is full.
+  forget(node, 0);
+  dev_->process_queue(VirtioFs::kHiprioQueue);
+  EXPECT_EQ(forgets_served(), 1u);
+  EXPECT_EQ(hiprio_.used_idx(), 1);
+  EXPECT_EQ(hiprio_.avail_event(), 1 + kSize - 1);
+  // The second waits in the ring, unkicked, until a request comes.
+  forget(node, 1);
+  EXPECT_EQ(forgets_served(), 1u);
+  fuse_getattr_in gi{};
+  const Answer a = request(FUSE_GETATTR, 1, Args().add(gi));
+  EXPECT_EQ(a.error, 0);
+  EXPECT_EQ(forgets_served(), 2u);
+  EXPECT_EQ(hiprio_.used_idx(), 2);
+  // Both references are gone: the node is unknown now.
+  EXPECT_EQ(request(FUSE_GETATTR, node, Args().add(gi)).error, -ESTALE);
+}
+
+}  // namespace
+}  // namespace ksbox::devices::fs::testing
