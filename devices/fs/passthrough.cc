@@ -188,7 +188,7 @@ void Passthrough::fill_entry(uint64_t nodeid, const struct stat& st, fuse_entry_
 }
 
 void Passthrough::hold_back_recent_mtime(uint64_t nodeid, const struct stat& st, fuse_attr& a) const {
-  if (!implicit_dirs_ || !S_ISDIR(st.st_mode) || !host_edits(nodeid)) return;
+  if (!implicit_dirs_ || !S_ISDIR(st.st_mode)) return;
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
   // Recent: a change now could leave the mtime as it is. Linux stamps
@@ -199,7 +199,8 @@ void Passthrough::hold_back_recent_mtime(uint64_t nodeid, const struct stat& st,
   const auto ns = [](const timespec& t) { return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec; };
   const bool recent = st.st_mtim.tv_nsec == 0 ? st.st_mtim.tv_sec >= now.tv_sec - 2
                                                : ns(st.st_mtim) >= ns(now) - 50'000'000;
-  if (!recent) return;
+  // host_edits() last: a walk up the names, after timeouts() took one.
+  if (!recent || !host_edits(nodeid)) return;
   if (a.mtimensec > 0) {
     --a.mtimensec;
   } else {
@@ -351,11 +352,7 @@ int Passthrough::readlink(uint64_t nodeid, std::string& target) {
 }
 
 int Passthrough::add_handle(UniqueFd fd, bool dir, uint64_t& fh) {
-  // Directory streams share the table's fds: the oldest gives way.
-  if (handles_.size() + dir_streams_.size() >= opts_.max_handles) {
-    if (dir_streams_.empty()) return -ENFILE;
-    dir_streams_.pop_back();
-  }
+  if (!room_for_fd()) return -ENFILE;
   fh = next_fh_++;
   handles_.emplace(fh, Handle{std::move(fd), dir});
   return 0;

@@ -269,8 +269,11 @@ class Passthrough {
   // each where it stopped, with no seek (see Handle).
   static constexpr size_t kMaxDirStreams = 64;
   Handle* dir_stream(uint64_t nodeid, int& err);
-  // The directory behind the O_PATH fd, opened for reading.
-  int open_dir(int path_fd, UniqueFd& out) const;
+  // The node's directory, opened for reading.
+  int open_dir(uint64_t nodeid, UniqueFd& out);
+  // Whether another host fd fits the handle table, which directory streams
+  // share with the open handles: if need be the oldest stream gives way.
+  bool room_for_fd();
   void fill_attr(const struct stat& st, fuse_attr& attr) const;
   static int stat_fd(int path_fd, struct stat& st);
   // The /proc path of a regular file or directory for the xattr calls (valid

@@ -29,19 +29,26 @@ constexpr size_t kHostDirentName = 19;  // offsetof(linux_dirent64, d_name)
 
 int Passthrough::opendir(uint64_t nodeid, uint64_t& fh) {
   if (implicit_dirs_) return -ENOSYS;  // the guest's cue to stop asking
-  PathFd node;
-  if (int r = inodes_.fd(nodeid, node)) return r;
   UniqueFd fd;
-  if (int r = open_dir(node->get(), fd)) return r;
+  if (int r = open_dir(nodeid, fd)) return r;
   return add_handle(std::move(fd), true, fh);
 }
 
-int Passthrough::open_dir(int path_fd, UniqueFd& out) const {
+int Passthrough::open_dir(uint64_t nodeid, UniqueFd& out) {
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
   struct stat st{};
-  if (int r = stat_fd(path_fd, st)) return r;
+  if (int r = stat_fd(node->get(), st)) return r;
   if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-  out = reopen(path_fd, O_RDONLY | O_DIRECTORY);
+  out = reopen(node->get(), O_RDONLY | O_DIRECTORY);
   return out ? 0 : -errno;
+}
+
+bool Passthrough::room_for_fd() {
+  if (handles_.size() + dir_streams_.size() < opts_.max_handles) return true;
+  if (dir_streams_.empty()) return false;
+  dir_streams_.pop_back();  // the oldest stream gives way
+  return true;
 }
 
 Passthrough::Handle* Passthrough::dir_stream(uint64_t nodeid, int& err) {
@@ -50,17 +57,13 @@ Passthrough::Handle* Passthrough::dir_stream(uint64_t nodeid, int& err) {
     dir_streams_.splice(dir_streams_.begin(), dir_streams_, it);
     return &dir_streams_.front().h;
   }
-  // Counted with the open handles (max_handles), at most kMaxDirStreams.
-  if (!dir_streams_.empty() &&
-      (dir_streams_.size() >= kMaxDirStreams || handles_.size() + dir_streams_.size() >= opts_.max_handles))
-    dir_streams_.pop_back();
-  if (handles_.size() + dir_streams_.size() >= opts_.max_handles) {
+  if (dir_streams_.size() >= kMaxDirStreams) dir_streams_.pop_back();
+  if (!room_for_fd()) {
     err = -ENFILE;
     return nullptr;
   }
-  PathFd node;
   UniqueFd fd;
-  if ((err = inodes_.fd(nodeid, node)) || (err = open_dir(node->get(), fd))) return nullptr;
+  if ((err = open_dir(nodeid, fd))) return nullptr;
   dir_streams_.push_front(DirStream{nodeid, Handle{std::move(fd), true}});
   return &dir_streams_.front().h;
 }
@@ -136,9 +139,7 @@ int Passthrough::fsync(uint64_t nodeid, uint64_t fh, bool datasync, bool dir) {
   int fd = -1;
   UniqueFd own;
   if (dir && fh == 0 && implicit_dirs_) {
-    PathFd node;
-    if (int r = inodes_.fd(nodeid, node)) return r;
-    if (int r = open_dir(node->get(), own)) return r;
+    if (int r = open_dir(nodeid, own)) return r;
     fd = own.get();
   } else if (Handle* h = handle(fh, dir)) {
     fd = h->fd.get();
