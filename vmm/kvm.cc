@@ -93,8 +93,10 @@ Vm Kvm::create_vm() const {
   return Vm(UniqueFd(fd));
 }
 
-void Vm::set_user_memory_region(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host) const {
+void Vm::set_user_memory_region(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host,
+                                uint32_t flags) const {
   kvm_userspace_memory_region r{};
+  r.flags = flags;
   r.slot = slot;
   r.guest_phys_addr = guest_phys;
   r.memory_size = size;

@@ -33,7 +33,8 @@ class Kvm {
 
 class Vm {
  public:
-  void set_user_memory_region(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host) const;
+  void set_user_memory_region(uint32_t slot, uint64_t guest_phys, uint64_t size, void* host,
+                              uint32_t flags = 0) const;
   void set_tss_addr(uint64_t addr) const;
   void set_identity_map_addr(uint64_t addr) const;
   void create_irqchip() const;

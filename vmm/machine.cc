@@ -1,6 +1,7 @@
 #include "vmm/machine.h"
 
 #include <arpa/inet.h>
+#include <linux/virtio_mmio.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,6 +33,7 @@
 #include "vmm/control_server.h"
 #include "vmm/cmdline.h"
 #include "vmm/error.h"
+#include "vmm/kvm_register_page.h"
 #include "vmm/mapped_file.h"
 #include "vmm/vcpu_loop.h"
 #include "vmm/x86/boot_params.h"
@@ -59,7 +61,8 @@ constexpr uint64_t kMaxKernelBytes = 512ull << 20;
 constexpr uint16_t kCom1Port = 0x3f8;
 constexpr uint32_t kCom1Irq = 4;
 constexpr uint32_t kFirstVirtioIrq = 5;
-constexpr uint64_t kQueueNotifyOffset = 0x50;
+constexpr uint64_t kQueueNotifyOffset = VIRTIO_MMIO_QUEUE_NOTIFY;
+constexpr uint64_t kInterruptAckOffset = VIRTIO_MMIO_INTERRUPT_ACK;
 // A locally administered unicast address ("ksbx"), and the largest MTU
 // slirp takes: fewer, larger frames through the VMM.
 constexpr devices::net::MacAddress kGuestMac{0x02, 0x6b, 0x73, 0x62, 0x78, 0x01};
@@ -100,8 +103,9 @@ Machine::Machine(const MachineConfig& cfg)
   vm_.create_pit2();
 
   mem_ = std::make_unique<GuestMemory>(x86::ram_layout(cfg.memory_mib << 20));
-  uint32_t slot = 0;
-  for (const auto& r : mem_->regions()) vm_.set_user_memory_region(slot++, r.start.value(), r.size, r.host);
+  for (const auto& r : mem_->regions())
+    vm_.set_user_memory_region(next_memory_slot_++, r.start.value(), r.size, r.host);
+  readonly_slots_ = kvm_.check_extension(KVM_CAP_READONLY_MEM) > 0;
 
   add_legacy_devices();
   add_virtio_device(std::make_shared<devices::VirtioRng>());
@@ -206,6 +210,12 @@ void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> d
     [[maybe_unused]] auto n = ::write(raw_irq, &one, sizeof one);
   });
   mmio_.add(base, MmioTransport::kWindowSize, transport);
+  if (readonly_slots_) transport->set_register_page(std::make_unique<KvmRegisterPage>(vm_, next_memory_slot_++, base));
+  // INTERRUPT_ACK of just the used-buffer bit ends in the kernel: the bit
+  // then stays set once raised, which costs the driver at most a look at
+  // rings with nothing new. Acks with the config bit still come here.
+  ack_fds_.push_back(make_eventfd());
+  vm_.register_ioeventfd(ack_fds_.back().get(), base + kInterruptAckOffset, 4, VIRTIO_MMIO_INT_VRING);
 
   std::vector<UniqueFd> queue_fds;
   for (size_t q = 0; q < queues; ++q) {

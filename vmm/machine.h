@@ -62,6 +62,9 @@ class Machine {
   int console_out_ = 1;
   PanicWatcher panic_watcher_;  // fed under the serial device's lock
   std::vector<UniqueFd> irq_fds_;
+  std::vector<UniqueFd> ack_fds_;  // in-kernel INTERRUPT_ACK(VRING) writes
+  uint32_t next_memory_slot_ = 0;
+  bool readonly_slots_ = false;  // KVM_CAP_READONLY_MEM: register pages
   std::shared_ptr<devices::Serial> serial_;
   std::vector<std::string> device_args_;  // virtio_mmio.device=... for the command line
   std::shared_ptr<devices::balloon::VirtioBalloon> balloon_;  // nullptr with --balloon off

@@ -48,6 +48,9 @@ class VirtioDevice {
   // Device-specific configuration space. The transport only forwards
   // accesses that lie wholly inside [0, config_size()).
   virtual uint32_t config_size() const = 0;
+  // Also called from the thread that signals a config change (the transport
+  // copies the config into its register page), so it must not wait for a
+  // lock held while calling Interrupt.
   virtual void read_config(uint32_t offset, std::span<uint8_t> data) = 0;
   virtual void write_config(uint32_t offset, std::span<const uint8_t> data) = 0;
 

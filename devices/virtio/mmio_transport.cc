@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <exception>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -67,8 +68,8 @@ uint64_t MmioTransport::driver_features() const {
 }
 
 MmioStats MmioTransport::stats() const {
-  return {malformed_.get(),     refused_.get(),      features_rejected_.get(), queue_configs_refused_.get(),
-          bad_notifies_.get(), needs_reset_.get()};
+  return {malformed_.get(),    refused_.get(),     features_rejected_.get(), queue_configs_refused_.get(),
+          bad_notifies_.get(), needs_reset_.get(), reads_.get(),             writes_.get()};
 }
 
 // --- BusDevice -------------------------------------------------------------
@@ -84,6 +85,7 @@ bool MmioTransport::config_access_ok(uint64_t offset, uint64_t n) {
 }
 
 void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
+  reads_.inc();
   std::fill(data.begin(), data.end(), uint8_t{0});
   if (offset >= kConfigOffset) {
     if (!config_access_ok(offset, data.size())) return;
@@ -104,10 +106,12 @@ void MmioTransport::read(uint64_t offset, std::span<uint8_t> data) {
 }
 
 void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
+  writes_.inc();
   if (offset >= kConfigOffset) {
     if (!config_access_ok(offset, data.size())) return;
     std::lock_guard lock(mu_);
     device_->write_config(static_cast<uint32_t>(offset - kConfigOffset), data);
+    if (page_mapped_) render_page();
     return;
   }
   if (data.size() != 4 || offset % 4 != 0) {
@@ -122,9 +126,16 @@ void MmioTransport::write(uint64_t offset, std::span<const uint8_t> data) {
   }
   std::lock_guard lock(mu_);
   write_register(offset, v);
+  if (page_mapped_) render_page();
 }
 
 uint32_t MmioTransport::read_register(uint64_t offset) {
+  if (auto v = register_value(offset)) return *v;
+  malformed_.inc();  // write-only, legacy (v1) or unknown register
+  return 0;
+}
+
+std::optional<uint32_t> MmioTransport::register_value(uint64_t offset) const {
   const Queue* q = queue_sel_ < queues_.size() ? &queues_[queue_sel_] : nullptr;
   switch (offset) {
     case VIRTIO_MMIO_MAGIC_VALUE: return kMagic;
@@ -144,9 +155,7 @@ uint32_t MmioTransport::read_register(uint64_t offset) {
     case VIRTIO_MMIO_SHM_BASE_LOW:
     case VIRTIO_MMIO_SHM_BASE_HIGH: return 0xffffffff;
     case VIRTIO_MMIO_CONFIG_GENERATION: return config_generation_.load();
-    default:  // write-only, legacy (v1) or unknown register
-      malformed_.inc();
-      return 0;
+    default: return std::nullopt;
   }
 }
 
@@ -265,12 +274,14 @@ void MmioTransport::activate() {
   }
   if (ok) {
     activated_.store(true);
+    map_page(true);
   } else {
     signal_needs_reset();
   }
 }
 
 void MmioTransport::reset() {
+  map_page(false);  // first: from here on the guest must read what reset leaves
   if (activated_.exchange(false)) device_->reset();
   for (auto& q : queues_) q.reset();
   device_features_sel_ = driver_features_sel_ = queue_sel_ = shm_sel_ = 0;
@@ -290,22 +301,76 @@ void MmioTransport::notify(uint32_t queue) {
   if (queues_[queue].broken()) signal_needs_reset();
 }
 
+// --- Register page -----------------------------------------------------------
+
+void MmioTransport::set_register_page(std::unique_ptr<RegisterPage> page) {
+  std::lock_guard lock(mu_);
+  page_ = std::move(page);
+  page_mapped_ = false;
+}
+
+bool MmioTransport::register_page_mapped() const {
+  std::lock_guard lock(mu_);
+  return page_mapped_;
+}
+
+void MmioTransport::render_page() {
+  std::lock_guard lock(page_mu_);
+  for (uint64_t off = 0; off < kConfigOffset; off += 4) publish(off, register_value(off).value_or(0));
+  copy_config_to_page();
+}
+
+void MmioTransport::copy_config_to_page() {
+  if (const uint32_t n = device_->config_size(); n > 0) device_->read_config(0, page_->bytes().subspan(kConfigOffset, n));
+}
+
+void MmioTransport::publish(uint64_t offset, uint32_t v) {
+  if (!page_) return;
+  auto* word = reinterpret_cast<uint32_t*>(page_->bytes().data() + offset);
+  std::atomic_ref<uint32_t>(*word).store(v, std::memory_order_release);  // guest loads race with it
+}
+
+void MmioTransport::map_page(bool mapped) {
+  if (!page_ || page_mapped_ == mapped) return;
+  if (mapped) render_page();
+  // If unmapping fails, the page stays current (write() renders it) and correct.
+  if (page_->set_mapped(mapped)) page_mapped_ = mapped;
+}
+
 // --- Interrupt ---------------------------------------------------------------
 
 void MmioTransport::raise_interrupt(uint32_t bits) {
-  interrupt_status_.fetch_or(bits);
-  if (irq_) irq_();
+  {
+    std::lock_guard lock(page_mu_);
+    interrupt_status_.fetch_or(bits);
+    publish(VIRTIO_MMIO_INTERRUPT_STATUS, interrupt_status_.load());
+  }
+  if (irq_) irq_();  // after the page shows the bits: the handler reads them first
 }
 
 void MmioTransport::signal_used_queue(uint16_t /*queue*/) { raise_interrupt(VIRTIO_MMIO_INT_VRING); }
 
 void MmioTransport::signal_config_change() {
-  config_generation_.fetch_add(1);
+  if (page_) {
+    // The guest may read the page while it changes: a generation before and
+    // after the new bytes makes a torn read show as two generations.
+    std::lock_guard lock(page_mu_);
+    publish(VIRTIO_MMIO_CONFIG_GENERATION, config_generation_.fetch_add(1) + 1);
+    copy_config_to_page();
+    publish(VIRTIO_MMIO_CONFIG_GENERATION, config_generation_.fetch_add(1) + 1);
+  } else {
+    config_generation_.fetch_add(1);
+  }
   raise_interrupt(VIRTIO_MMIO_INT_CONFIG);
 }
 
 void MmioTransport::signal_needs_reset() {
-  const uint32_t old = status_.fetch_or(kNeedsReset);
+  uint32_t old;
+  {
+    std::lock_guard lock(page_mu_);
+    old = status_.fetch_or(kNeedsReset);
+    publish(VIRTIO_MMIO_STATUS, status_.load());
+  }
   if (old & kNeedsReset) return;
   needs_reset_.inc();
   // §2.1.2: with DRIVER_OK set, NEEDS_RESET comes with a config change notification.

@@ -4,8 +4,13 @@
 // refused and counted, never fatal.
 //
 // Threads: read()/write() come from vCPU threads and are serialised by a
-// mutex. notify() and the Interrupt callbacks take no lock, so a device may
-// call them from its own thread (ioeventfd wakeups, completions).
+// mutex. notify() and the Interrupt callbacks take no register lock, so a
+// device may call them from its own thread (ioeventfd wakeups, completions).
+//
+// With a RegisterPage, the guest reads the registers from that page while
+// the device runs (DRIVER_OK until reset), and the transport keeps the page
+// current: after every register write, and at once for what changes behind
+// the driver's back (interrupt status, NEEDS_RESET, config changes).
 #pragma once
 
 #include <atomic>
@@ -13,11 +18,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "devices/virtio/device.h"
 #include "devices/virtio/queue.h"
+#include "devices/virtio/register_page.h"
 #include "devices/virtio/ring.h"
 #include "vmm/bus.h"
 #include "vmm/guest_memory.h"
@@ -31,6 +38,8 @@ struct MmioStats {
   uint64_t queue_configs_refused = 0;  // QueueReady=1 with an invalid queue
   uint64_t bad_notifies = 0;           // queue index out of range, or device not active
   uint64_t needs_reset = 0;            // times DEVICE_NEEDS_RESET was raised
+  uint64_t reads = 0;                  // register and config reads that reached the VMM
+  uint64_t writes = 0;                 // ... and writes (not those ending in an ioeventfd)
 };
 
 class MmioTransport final : public BusDevice, private Interrupt {
@@ -43,6 +52,7 @@ class MmioTransport final : public BusDevice, private Interrupt {
   static constexpr uint32_t kVersion = 2;
   static constexpr uint32_t kVendorId = 0x7862736b;  // "ksbx"
   static constexpr uint64_t kConfigOffset = 0x100;
+  static_assert(kWindowSize == RegisterPage::kSize);
 
   // The transport offers the device's features minus the transport-range
   // bits it does not implement (only INDIRECT_DESC, EVENT_IDX, VERSION_1).
@@ -52,6 +62,9 @@ class MmioTransport final : public BusDevice, private Interrupt {
   ~MmioTransport() override;  // resets an activated device: it drops our queues
   MmioTransport(const MmioTransport&) = delete;
   MmioTransport& operator=(const MmioTransport&) = delete;
+
+  // Before the guest runs. The page is shown to the guest at DRIVER_OK.
+  void set_register_page(std::unique_ptr<RegisterPage> page);
 
   // BusDevice: registers take aligned 32-bit accesses only; the config
   // space (from 0x100) takes 1, 2, 4 or 8 bytes.
@@ -67,12 +80,14 @@ class MmioTransport final : public BusDevice, private Interrupt {
   uint32_t status() const { return status_.load(); }
   uint32_t interrupt_status() const { return interrupt_status_.load(); }
   bool activated() const { return activated_.load(); }
+  uint32_t device_type() const { return device_->device_type(); }
   uint64_t offered_features() const { return offered_features_; }
   uint64_t driver_features() const;
   size_t num_queues() const { return queues_.size(); }
   const Queue& queue(size_t index) const { return queues_.at(index); }
   Interrupt& interrupt() { return *this; }
   MmioStats stats() const;
+  bool register_page_mapped() const;
 
  private:
   // Interrupt, for the device.
@@ -84,6 +99,8 @@ class MmioTransport final : public BusDevice, private Interrupt {
   // from the window start); counts a malformed access otherwise.
   bool config_access_ok(uint64_t offset, uint64_t n);
   uint32_t read_register(uint64_t offset);
+  // What a readable register reads as; nullopt for any other offset.
+  std::optional<uint32_t> register_value(uint64_t offset) const;
   void write_register(uint64_t offset, uint32_t v);
   void write_status(uint32_t v);
   void write_queue_address(uint64_t offset, uint32_t v);
@@ -94,6 +111,12 @@ class MmioTransport final : public BusDevice, private Interrupt {
   void activate();
   void reset();
   void raise_interrupt(uint32_t interrupt_bits);
+  // Register page upkeep. render_page() needs mu_ and writes everything;
+  // publish() needs page_mu_ and writes one register word.
+  void render_page();
+  void publish(uint64_t offset, uint32_t v);
+  void copy_config_to_page();  // needs page_mu_
+  void map_page(bool mapped);
 
   const GuestMemory& mem_;
   const std::shared_ptr<VirtioDevice> device_;
@@ -107,6 +130,12 @@ class MmioTransport final : public BusDevice, private Interrupt {
   uint32_t queue_sel_ = 0;
   uint32_t shm_sel_ = 0;
   std::vector<Queue> queues_;  // fixed size; never reallocated after construction
+  std::unique_ptr<RegisterPage> page_;  // set before the guest runs, or null
+  bool page_mapped_ = false;
+
+  // Orders each change of the atomics below with its store into the page,
+  // so the page's last word is always the atomic's latest value.
+  std::mutex page_mu_;
 
   // Also touched by the device's thread through Interrupt/notify().
   std::atomic<uint32_t> status_{0};
@@ -115,6 +144,7 @@ class MmioTransport final : public BusDevice, private Interrupt {
   std::atomic<bool> activated_{false};
 
   Counter malformed_, refused_, features_rejected_, queue_configs_refused_, bad_notifies_, needs_reset_;
+  Counter reads_, writes_;
 };
 
 }  // namespace ksbox::devices::virtio
