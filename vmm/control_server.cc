@@ -9,6 +9,7 @@
 
 #include "devices/vsock/host_socket.h"
 #include "vmm/balloon_control.h"
+#include "vmm/device_stats_control.h"
 #include "vmm/error.h"
 #include "vmm/fs_stats_control.h"
 #include "vmm/net_stats_control.h"
@@ -53,11 +54,13 @@ std::string handle_control_request(std::string_view line, const ControlInfo& inf
     reply = fs_stats_reply(info.shares);
   } else if (cmd == "net") {
     reply = net_stats_reply(info.net);
+  } else if (cmd == "devices") {
+    reply = device_stats_reply(info.transports);
   } else if (cmd == "stop") {
     ctl.request_stop({kExitGuestReset, "stopped through the control socket"});
     reply = {{"ok", true}};
   } else {
-    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"|\"balloon\"|\"fs\"|\"net\"}" : "unknown cmd"}};
+    reply = {{"ok", false}, {"error", cmd.empty() ? "expected {\"cmd\": \"status\"|\"stop\"|\"pause\"|\"resume\"|\"balloon\"|\"fs\"|\"net\"|\"devices\"}" : "unknown cmd"}};
   }
   return reply.dump() + "\n";
 }

@@ -31,6 +31,9 @@ class VirtioFs;
 namespace devices::net {
 class VirtioNet;
 }
+namespace devices::virtio {
+class MmioTransport;
+}
 
 struct ControlInfo {
   std::string name;  // --name, may be empty
@@ -40,6 +43,7 @@ struct ControlInfo {
   devices::balloon::VirtioBalloon* balloon = nullptr;  // outlives the server; nullptr: none
   std::vector<devices::fs::VirtioFs*> shares;           // outlive the server
   devices::net::VirtioNet* net = nullptr;               // outlives the server; nullptr: --network off
+  std::vector<const devices::virtio::MmioTransport*> transports;  // in slot order; outlive the server
 };
 
 inline constexpr size_t kMaxControlRequest = 4096;  // bytes, '\n' included

@@ -326,6 +326,7 @@ ExitStatus Machine::run() {
     ControlInfo info{cfg_.name, cfg_.vcpus, cfg_.memory_mib, std::chrono::steady_clock::now(), balloon_.get(), {}};
     for (const auto& share : shares_) info.shares.push_back(share.get());
     info.net = net_.get();
+    for (const auto& t : transports_) info.transports.push_back(t.get());
     control.emplace(cfg_.control_path, std::move(info), ctl_);
   }
 

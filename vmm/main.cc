@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
   app.add_option("--control", cfg.control_path,
                  "Unix socket for the ksbox CLI: JSON requests {\"cmd\":\"status\"}, {\"cmd\":\"stop\"}, "
                  "{\"cmd\":\"pause\"}, {\"cmd\":\"resume\"}, {\"cmd\":\"balloon\",\"target_mib\":N}, "
-                 "{\"cmd\":\"fs\"} (the shares' request counts) and {\"cmd\":\"net\"} (the network's frame counts)")
+                 "{\"cmd\":\"fs\"} (the shares' request counts), {\"cmd\":\"net\"} (the network's frame counts) "
+                 "and {\"cmd\":\"devices\"} (each virtio device's register accesses that exited)")
       ->type_name("PATH");
   app.add_option_function<std::string>(
          "--balloon", [&cfg](const std::string& v) { cfg.balloon = v == "on"; },

@@ -181,6 +181,26 @@ TEST_F(FsTest, WorktreeGitListingsFollowTheHostEvenAtTheSameMtime) {
   EXPECT_FALSE(ops.contains("RELEASEDIR")) << ops.dump();
 }
 
+TEST_F(FsTest, RequestsCostNoRegisterExits) {
+  // The guest's interrupt handler reads INTERRUPT_STATUS from the register
+  // page and its INTERRUPT_ACK ends in the kernel, so a stream of requests
+  // and their interrupts reaches the VMM's register file hardly at all.
+  const std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
+  boot({.vmm_args = {"--control", ctl}});
+  write_file(ws("f"), "data\n");
+  ASSERT_OK(sh("for i in $(seq 300); do cat f > /dev/null; done"));
+  const auto requests = control_request(ctl, {{"cmd", "fs"}})["shares"][0]["requests"].get<uint64_t>();
+  EXPECT_GE(requests, 600u);  // OPEN and RELEASE for each cat, at least
+  const auto devices = control_request(ctl, {{"cmd", "devices"}});
+  nlohmann::json fs_device;
+  for (const auto& d : devices["devices"])
+    if (d["type"] == 26) fs_device = d;  // VIRTIO_ID_FS
+  ASSERT_TRUE(fs_device.is_object()) << devices.dump();
+  EXPECT_EQ(fs_device["register_page"], true) << fs_device.dump();
+  EXPECT_LT(fs_device["reads"].get<uint64_t>(), requests / 10) << fs_device.dump();
+  EXPECT_LT(fs_device["writes"].get<uint64_t>(), requests / 10) << fs_device.dump();
+}
+
 TEST_F(FsTest, ThousandsOfFilesWithTheVmmLimitedTo256Fds) {
   // More inodes than the VMM has descriptors: the share keeps a bounded
   // cache of O_PATH fds and re-opens the rest by name.

@@ -1,5 +1,7 @@
 #include "vmm/control_server.h"
 
+#include <linux/virtio_ids.h>
+#include <linux/virtio_mmio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -13,6 +15,8 @@
 #include "devices/balloon/virtio_balloon.h"
 #include "devices/fs/virtio_fs.h"
 #include "devices/net/virtio_net.h"
+#include "devices/rng/rng.h"
+#include "devices/virtio/mmio_transport.h"
 
 namespace ksbox {
 namespace {
@@ -123,6 +127,26 @@ TEST(ControlRequest, NetReportsTheDeviceAndItsBackendCounters) {
   EXPECT_EQ(r["tx"]["refused"], json::object());
   EXPECT_EQ(r["rx"]["dropped"]["backlog"], 0);
   EXPECT_EQ(r["backend"], (json{{"answered", 7}}));
+}
+
+TEST(ControlRequest, DevicesListsEachTransportsExitedAccesses) {
+  VmControl ctl;
+  json r = json::parse(handle_control_request(R"({"cmd":"devices"})", {}, ctl));
+  EXPECT_EQ(r, (json{{"ok", true}, {"devices", json::array()}}));
+  GuestMemory mem({{GuestAddress(0), 1 << 20}});
+  devices::virtio::MmioTransport rng(mem, std::make_shared<devices::VirtioRng>(), {});
+  constexpr uint8_t kAcknowledge = VIRTIO_CONFIG_S_ACKNOWLEDGE;
+  std::array<uint8_t, 4> word{};
+  rng.read(0, word);
+  rng.read(4, word);
+  rng.write(VIRTIO_MMIO_STATUS, std::array<uint8_t, 4>{kAcknowledge, 0, 0, 0});
+  ControlInfo info{"box", 1, 512};
+  info.transports = {&rng};
+  r = json::parse(handle_control_request(R"({"cmd":"devices"})", info, ctl));
+  ASSERT_EQ(r["devices"].size(), 1u) << r.dump();
+  EXPECT_EQ(r["devices"][0], (json{{"slot", 0},         {"type", VIRTIO_ID_RNG}, {"activated", false},
+                                   {"register_page", false}, {"reads", 2},        {"writes", 1},
+                                   {"malformed", 0},     {"refused", 0}}));
 }
 
 std::string ask(const std::string& path, const std::string& request) {
