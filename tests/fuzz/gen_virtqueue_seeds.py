@@ -54,8 +54,8 @@ def queue_seed(mode, size_log2, ops, image):
     return hdr + body + image.bytes()
 
 
-def transport_seed(ops, image):
-    hdr = struct.pack("<BB", 1, len(ops))
+def transport_seed(ops, image, mode=1):
+    hdr = struct.pack("<BB", mode, len(ops))
     body = b"".join(struct.pack("<BHI", k, o, v) for k, o, v in ops)
     return hdr + body + image.bytes()
 
@@ -131,6 +131,10 @@ def seeds():
             wr("status", 0xf), wr("queue_notify", 0), rd("int_status"), wr("int_ack", 1),
             (R1, REG["config"], 0), rd("config_gen"), (NOTIFY, 0, 0)]
     yield "transport_init_notify", transport_seed(init + [wr("status", 0)], simple_chain_image())
+    # The same with a register page (mode bit 1), and with one that fails to map (bit 2).
+    page_ops = init + [wr("queue_sel", 1), wr("dev_features_sel", 1), wr("config", 7), wr("status", 0)]
+    yield "transport_register_page", transport_seed(page_ops, simple_chain_image(), mode=3)
+    yield "transport_register_page_unmappable", transport_seed(page_ops, simple_chain_image(), mode=7)
 
     bad = [(R4 | RAW, 0x002, 0), (0x6 | RAW, 0x000, 0), (0x2 | RAW, 0x070, 0),  # unaligned/odd sizes
            (W4 | RAW, 0x071, 1), (W4, REG["magic"], 1), wr("status", 2), wr("status", 1),

@@ -216,11 +216,52 @@ constexpr uint16_t kRegisters[] = {0x000, 0x004, 0x008, 0x00c, 0x010, 0x014, 0x0
                                    0x034, 0x038, 0x044, 0x050, 0x060, 0x064, 0x070, 0x080, 0x084,
                                    0x090, 0x094, 0x0a0, 0x0a4, 0x0ac, 0x0b0, 0x0b4, 0x0fc, 0x100};
 
-void fuzz_transport(Input& in) {
+// A register page that maps unless told to fail.
+class FuzzPage : public RegisterPage {
+ public:
+  explicit FuzzPage(bool fail) : fail_(fail) {}
+  std::span<uint8_t, kSize> bytes() override { return page_; }
+  bool set_mapped(bool m) noexcept override {
+    if (fail_) return false;
+    mapped_ = m;
+    return true;
+  }
+  bool mapped() const { return mapped_; }
+  const uint8_t* data() const { return page_; }
+
+ private:
+  alignas(kSize) uint8_t page_[kSize] = {};
+  bool fail_;
+  bool mapped_ = false;
+};
+
+constexpr uint16_t kReadableRegisters[] = {0x000, 0x004, 0x008, 0x00c, 0x010, 0x034, 0x044,
+                                           0x060, 0x070, 0x0b0, 0x0b4, 0x0b8, 0x0bc, 0x0fc};
+
+// While the guest reads the page, it must read exactly what the registers do.
+void check_page(MmioTransport& t, const FuzzPage& page, uint32_t config_size) {
+  if (!page.mapped()) return;
+  for (uint16_t off : kReadableRegisters) {
+    uint8_t reg[4];
+    t.read(off, reg);
+    CHECK(std::memcmp(reg, page.data() + off, 4) == 0);
+  }
+  for (uint32_t i = 0; i < config_size; ++i) {
+    uint8_t b;
+    t.read(MmioTransport::kConfigOffset + i, std::span<uint8_t>(&b, 1));
+    CHECK(b == page.data()[MmioTransport::kConfigOffset + i]);
+  }
+}
+
+void fuzz_transport(uint8_t mode, Input& in) {
   const GuestMemory& mem = memory();
   auto dev = std::make_shared<FuzzDevice>();
   uint64_t irqs = 0;
   MmioTransport t(mem, dev, [&irqs] { ++irqs; });
+  // mode bit 1: with a register page; bit 2: one whose mapping fails.
+  auto owned_page = std::make_unique<FuzzPage>(mode & 4);
+  const FuzzPage* page = (mode & 2) ? owned_page.get() : nullptr;
+  if (page) t.set_register_page(std::move(owned_page));
   const size_t nops = in.take<uint8_t>();
   struct Op {
     uint8_t kind;
@@ -257,6 +298,10 @@ void fuzz_transport(Input& in) {
       const uint64_t f = t.driver_features();
       CHECK((f & ~t.offered_features()) == 0 && (f & feature_bit(VIRTIO_F_VERSION_1)));
     }
+    if (page) {
+      CHECK(page->mapped() == t.register_page_mapped());
+      check_page(t, *page, dev->config_size());
+    }
   }
 }
 
@@ -268,7 +313,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Input in({data, size});
   const uint8_t mode = in.take<uint8_t>();
   if (mode & 1) {
-    fuzz_transport(in);
+    fuzz_transport(mode, in);
   } else {
     fuzz_queue(mode, in);
   }
