@@ -7,10 +7,12 @@
 #   System.map
 # into OUTDIR.
 #
-# Source: Debian's linux-source-6.1 tarball; config: `tinyconfig` + kernel.config.
+# Source: Debian's linux-source-6.1 tarball with kernel-patches/*.patch applied
+# in name order; config: `tinyconfig` + kernel.config.
 # A cold build takes ~10 min on 2 cores, so results are cached OUTSIDE the clone
 # in $KSBOX_CACHE_DIR (default ${XDG_CACHE_HOME:-~/.cache}/ksbox)/guest-kernel/<key>/,
-# key = sha256(kernel.config, this script, installed linux-source-6.1 version).
+# key = sha256(kernel.config, the patches, this script, installed
+# linux-source-6.1 version).
 # A hit only copies. Entries appear by an atomic rename of a finished directory,
 # so an interrupted build never leaves a half entry behind.
 #
@@ -31,6 +33,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self=$here/$(basename "${BASH_SOURCE[0]}")
 fragment=$here/kernel.config
 [ -r "$fragment" ] || die "missing config fragment $fragment"
+shopt -s nullglob
+patches=("$here"/kernel-patches/*.patch)
+shopt -u nullglob
 
 version=$(dpkg-query -W -f='${Status} ${Version}' "$pkg" 2>/dev/null || true)
 case "$version" in
@@ -45,6 +50,7 @@ esac
 key=$({
   printf 'fragment %s\n' "$(sha256sum <"$fragment" | cut -d' ' -f1)"
   printf 'script %s\n' "$(sha256sum <"$self" | cut -d' ' -f1)"
+  for p in "${patches[@]}"; do printf 'patch %s %s\n' "$(basename "$p")" "$(sha256sum <"$p" | cut -d' ' -f1)"; done
   printf 'source %s %s\n' "$pkg" "$version"
 } | sha256sum | cut -d' ' -f1)
 
@@ -83,7 +89,7 @@ if [ -d "$entry" ]; then
   exit 0
 fi
 
-for tool in make gcc flex bison bc xz strip readelf; do
+for tool in make gcc flex bison bc xz strip readelf patch; do
   command -v "$tool" >/dev/null || die "'$tool' not found; run scripts/setup.sh"
 done
 
@@ -114,6 +120,10 @@ run() {
 
 say "extract: $src_tar"
 run tar -xJf "$src_tar" -C "$src" --strip-components=1
+for p in "${patches[@]}"; do
+  say "patch: $(basename "$p")"
+  run patch -d "$src" -p1 --forward --batch -i "$p"
+done
 
 # The cache key does not cover the caller's environment: drop what Kbuild
 # would pick up from it and turn into a different kernel.

@@ -43,7 +43,10 @@ let
         # Debian 12's fmt (9.1): the version the sources are built and tested with.
         fmt = pkgs.fmt_9;
       };
-      guest-kernel = pkgs.callPackage ./guest/kernel.nix { fragment = ../guest-image/kernel.config; };
+      guest-kernel = pkgs.callPackage ./guest/kernel.nix {
+        fragment = ../guest-image/kernel.config;
+        patchDir = ../guest-image/kernel-patches;
+      };
       guest-initrd = pkgs.callPackage ./guest/initrd.nix {
         inherit ksbox;
         # glibc-static, like Debian's busybox-static (pkgsStatic would build a

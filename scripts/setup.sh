@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev
   nlohmann-json3-dev libboost-dev liburing-dev libgit2-dev libslirp-dev
   # guest kernel and initramfs
-  linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
+  linux-source-6.1 patch bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
   # guest root file system (guest-image/rootfs/: debootstrap, an ext4 image)
   debootstrap e2fsprogs
   # nested harness and benchmark peers (QEMU; dropbear SSH for the exec benchmark)

@@ -1,4 +1,5 @@
-# The guest kernel: Linux 6.1 from nixpkgs' kernel.org source, `make
+# The guest kernel: Linux 6.1 from nixpkgs' kernel.org source with OUR
+# patches (guest-image/kernel-patches/*.patch, in name order), `make
 # tinyconfig` + OUR fragment (guest-image/kernel.config, read from there, not
 # copied), every fragment option verified in the final .config, then vmlinux
 # (stripped, PVH note kept) and bzImage. The same recipe as
@@ -13,6 +14,7 @@
   flex,
   perl,
   fragment, # path of guest-image/kernel.config
+  patchDir, # path of guest-image/kernel-patches
 }:
 
 let
@@ -25,6 +27,11 @@ in
 stdenv.mkDerivation {
   pname = "ksbox-guest-kernel";
   inherit (linux_6_1) version src;
+
+  # As build-kernel.sh: every *.patch of the directory, in name order.
+  patches = map (n: patchDir + "/${n}") (
+    builtins.filter (n: builtins.match ".*\\.patch" n != null) (builtins.attrNames (builtins.readDir patchDir))
+  );
 
   # objtool (ORC unwinder) needs libelf; the rest is the usual Kbuild toolset.
   nativeBuildInputs = [ bc bison elfutils flex perl ];

@@ -293,7 +293,11 @@ in
     inherit (p.ksbox) pname cmakeFlags ninjaFlags;
     buildInputs = map toString p.ksbox.buildInputs;
   };
-  kernel = { inherit (p.guest-kernel) version configurePhase installPhase; src = toString p.guest-kernel.src; };
+  kernel = {
+    inherit (p.guest-kernel) version configurePhase installPhase;
+    src = toString p.guest-kernel.src;
+    patches = map (f: baseNameOf (toString f)) p.guest-kernel.patches;
+  };
   initrd = { inherit (p.guest-initrd) AGENT BUSYBOX buildCommand; };
   rootfs = {
     inherit (p.guest-rootfs) TOPLEVEL SUDO buildCommand;
@@ -313,7 +317,8 @@ in
 }
 EOF
 if nixeval "import $tmp/outputs.nix $repo" >"$tmp/outputs.json" 2>"$tmp/err"; then
-  python3 - "$tmp/outputs.json" "$n_options" >"$tmp/out" 2>&1 <<'EOF' || { fail "flake outputs on the stub nixpkgs:"; cat "$tmp/out" >&2; }
+  patch_names=$(cd guest-image/kernel-patches && LC_ALL=C ls -- *.patch)
+  python3 - "$tmp/outputs.json" "$n_options" "$patch_names" >"$tmp/out" 2>&1 <<'EOF' || { fail "flake outputs on the stub nixpkgs:"; cat "$tmp/out" >&2; }
 import json, re, sys
 o = json.load(open(sys.argv[1]))
 n_options = sys.argv[2]
@@ -328,6 +333,7 @@ want("/nix/store/stub-fmt-9" in k["buildInputs"], "ksbox is not built with fmt 9
 want(set(k["ninjaFlags"]) == {"ksbox", "ksbox-vmm", "ksbox-git", "ksbox-agent-stripped"}, f"ksbox ninjaFlags {k['ninjaFlags']}")
 kern = o["kernel"]
 want(kern["src"] == "/nix/store/stub-linux-6.1.999.tar.xz" and kern["version"] == "6.1.999", "guest-kernel is not linux_6_1's source")
+want(kern["patches"] == sys.argv[3].split(), f"guest-kernel patches {kern['patches']}, not guest-image/kernel-patches/*.patch in name order")
 want(f"merge_config.sh -m .config {o['fragment']}\n" in kern["configurePhase"], "guest-kernel does not merge guest-image/kernel.config onto tinyconfig")
 phase = kern["configurePhase"]
 steps = [phase.find(s) for s in ("tinyconfig", "merge_config", "olddefconfig", "kconfig: all")]
