@@ -73,8 +73,9 @@ int main(int argc, char** argv) {
                  "writeback cache gathers small writes: only the guest edits), 'worktree' (for a git clone "
                  "whose .git the host writes: as 'always' without writeback, and absent names are "
                  "remembered too, except inside .git directories, which are 'auto' but ask for absent names "
-                 "every time and keep listings, checked against the directory's mtime), 'never' (every "
-                 "access asks the host; no shared mmap)")
+                 "every time, keep listings, checked against the directory's mtime, and keep file pages "
+                 "until the file's size or inode changes), 'never' (every access asks the host; no shared "
+                 "mmap)")
       ->check(CLI::IsMember(std::vector<std::string>(kShareCachePolicies.begin(), kShareCachePolicies.end())))
       ->capture_default_str();
   app.add_option("--fs-io", cfg.fs_io,

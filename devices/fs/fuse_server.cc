@@ -198,9 +198,14 @@ size_t FuseServer::do_init(Ctx& c) {
   // Listings without OPENDIR + RELEASEDIR: two round trips fewer per
   // directory read (see Passthrough::set_implicit_dirs).
   const bool implicit_dirs = opts.lists_without_opendir() && (ii.flags & FUSE_NO_OPENDIR_SUPPORT);
-  io.flags = ii.flags & offered;
+  // Files without OPEN + RELEASE (and FLUSH): see Passthrough::set_implicit_files.
+  // Then no ATOMIC_O_TRUNC: with no OPEN to truncate, the guest's kernel
+  // must send the truncation as a SETATTR.
+  const bool implicit_files = opts.opens_without_open() && (ii.flags & FUSE_NO_OPEN_SUPPORT);
+  io.flags = ii.flags & offered & (implicit_files ? ~uint32_t{FUSE_ATOMIC_O_TRUNC} : ~uint32_t{0});
   fs_->set_writeback((io.flags & FUSE_WRITEBACK_CACHE) != 0);
   fs_->set_implicit_dirs(implicit_dirs);
+  fs_->set_implicit_files(implicit_files);
   io.max_background = 64;
   io.congestion_threshold = 48;
   io.max_write = kMaxWrite;
@@ -232,7 +237,7 @@ size_t FuseServer::do_read(Ctx& c) {
   const size_t size = std::min<size_t>(ri.size, kMaxWrite);
   if (size > c.out.capacity() - kOutHdr) return fail(c, Malformed::kReplyTooLarge, -EINVAL);
   const auto dst = c.out.spans_at(kOutHdr, size);
-  const ssize_t n = fs_->read(ri.fh, ri.offset, {dst.data(), dst.size()});
+  const ssize_t n = fs_->read(c.h.nodeid, ri.fh, ri.offset, {dst.data(), dst.size()});
   if (n < 0) return reply(c, static_cast<int>(n));
   fuse_out_header oh{};
   oh.len = static_cast<uint32_t>(kOutHdr + static_cast<size_t>(n));
@@ -249,9 +254,9 @@ size_t FuseServer::do_write(Ctx& c) {
   if (c.in.remaining() > wi.size) return fail(c, Malformed::kTrailingBytes, -EINVAL);
   SpanList<const uint8_t> src;
   c.in.take_spans(wi.size, src);  // checked above: all of it is there
-  const ssize_t n = fs_->write(wi.fh, wi.offset, {src.data(), src.size()});
+  const ssize_t n = fs_->write(c.h.nodeid, wi.fh, wi.offset, {src.data(), src.size()}, (wi.flags & O_APPEND) != 0);
   if (n < 0) return reply(c, static_cast<int>(n));
-  if (wi.write_flags & FUSE_WRITE_KILL_SUIDGID) fs_->kill_suidgid(wi.fh);
+  if (wi.write_flags & FUSE_WRITE_KILL_SUIDGID) fs_->kill_suidgid(c.h.nodeid, wi.fh);
   fuse_write_out wo{};
   wo.size = static_cast<uint32_t>(n);
   return reply(c, 0, &wo, sizeof wo);
@@ -334,7 +339,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       fuse_open_out oo{};
       const int r = op == FUSE_OPEN ? fs_->open(c.h.nodeid, oi.flags, oo.fh) : fs_->opendir(c.h.nodeid, oo.fh);
       if (r == 0 && op == FUSE_OPEN && (oi.flags & O_TRUNC) && (oi.open_flags & FUSE_OPEN_KILL_SUIDGID))
-        fs_->kill_suidgid(oo.fh);
+        fs_->kill_suidgid(c.h.nodeid, oo.fh);
       oo.open_flags = fs_->open_reply_flags(c.h.nodeid, op == FUSE_OPENDIR);
       return r ? reply(c, r) : reply(c, 0, &oo, sizeof oo);
     }
@@ -349,7 +354,7 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_FLUSH: {
       fuse_flush_in fi{};
       if (auto bad = c.only_arg(fi)) return fail(c, *bad, -EINVAL);
-      return reply(c, fs_->flush(fi.fh));
+      return reply(c, fs_->flush(c.h.nodeid, fi.fh));
     }
     case FUSE_FSYNC:
     case FUSE_FSYNCDIR: {
@@ -372,7 +377,7 @@ size_t FuseServer::dispatch(Ctx& c) {
       CreateOut body{};
       const int r = fs_->create(c.h.nodeid, Ctx::sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
       // An existing file opened with O_TRUNC (a new one has no setuid bits).
-      if (r == 0 && (ci.flags & O_TRUNC) && (ci.open_flags & FUSE_OPEN_KILL_SUIDGID)) fs_->kill_suidgid(body.o.fh);
+      if (r == 0 && (ci.flags & O_TRUNC) && (ci.open_flags & FUSE_OPEN_KILL_SUIDGID)) fs_->kill_suidgid(body.e.nodeid, body.o.fh);
       body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, false);
       return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
     }

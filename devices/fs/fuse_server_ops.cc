@@ -80,7 +80,7 @@ size_t FuseServer::do_copy_file_range(Ctx& c) {
   // One request holds the device thread no longer than a maximal WRITE;
   // a short count is a valid answer and the guest continues from there.
   const size_t len = std::min<uint64_t>(ci.len, kMaxWrite);
-  const ssize_t n = fs_->copy_file_range(ci.fh_in, ci.off_in, ci.fh_out, ci.off_out, len, ci.flags);
+  const ssize_t n = fs_->copy_file_range(c.h.nodeid, ci.fh_in, ci.off_in, ci.nodeid_out, ci.fh_out, ci.off_out, len, ci.flags);
   if (n < 0) return reply(c, static_cast<int>(n));
   fuse_write_out wo{};
   wo.size = static_cast<uint32_t>(n);
@@ -106,13 +106,13 @@ size_t FuseServer::dispatch_more(Ctx& c) {
     case FUSE_FALLOCATE: {
       fuse_fallocate_in fi{};
       if (auto bad = c.only_arg(fi)) return fail(c, *bad, -EINVAL);
-      return reply(c, fs_->fallocate(fi.fh, fi.mode, fi.offset, fi.length));
+      return reply(c, fs_->fallocate(c.h.nodeid, fi.fh, fi.mode, fi.offset, fi.length));
     }
     case FUSE_LSEEK: {
       fuse_lseek_in li{};
       if (auto bad = c.only_arg(li)) return fail(c, *bad, -EINVAL);
       fuse_lseek_out lo{};
-      const int r = fs_->lseek(li.fh, li.offset, li.whence, lo.offset);
+      const int r = fs_->lseek(c.h.nodeid, li.fh, li.offset, li.whence, lo.offset);
       return r ? reply(c, r) : reply(c, 0, &lo, sizeof lo);
     }
     case FUSE_COPY_FILE_RANGE: return do_copy_file_range(c);

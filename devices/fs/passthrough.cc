@@ -1,4 +1,5 @@
 #include "devices/fs/passthrough.h"
+#include "devices/fs/iov_batch.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -262,8 +263,9 @@ mode_t without_suidgid(mode_t mode) {
 }
 }  // namespace
 
-void Passthrough::kill_suidgid(uint64_t fh) {
-  Handle* h = handle(fh, false);
+void Passthrough::kill_suidgid(uint64_t nodeid, uint64_t fh) {
+  int err = 0;
+  Handle* h = file_handle(nodeid, fh, false, err);
   struct stat st{};
   if (!h || ::fstat(h->fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;
   const mode_t m = without_suidgid(st.st_mode);
@@ -365,6 +367,7 @@ Passthrough::Handle* Passthrough::handle(uint64_t fh, bool dir) {
 }
 
 int Passthrough::open(uint64_t nodeid, uint32_t flags, uint64_t& fh) {
+  if (implicit_files_) return -ENOSYS;  // the guest's cue to stop asking
   PathFd node;
   if (int r = inodes_.fd(nodeid, node)) return r;
   if ((flags & O_ACCMODE) == O_ACCMODE) return -EINVAL;
@@ -390,18 +393,34 @@ int Passthrough::release(uint64_t fh, bool dir) {
   return 0;
 }
 
-int Passthrough::flush(uint64_t fh) { return handle(fh, false) ? 0 : -EBADF; }
+int Passthrough::flush(uint64_t nodeid, uint64_t fh) {
+  // Nothing to flush or unlock here (locks stay in the guest): ENOSYS has
+  // a guest without OPEN stop sending FLUSH at every close().
+  if (fh == 0 && implicit_files_) return -ENOSYS;
+  (void)nodeid;
+  return handle(fh, false) ? 0 : -EBADF;
+}
 
-ssize_t Passthrough::read(uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst) {
-  Handle* h = handle(fh, false);
-  if (!h) return -EBADF;
+ssize_t Passthrough::read(uint64_t nodeid, uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst) {
+  int err = 0;
+  Handle* h = file_handle(nodeid, fh, false, err);
+  if (!h) return err;
   return engine_->read(h->fd.get(), offset, dst);
 }
 
-ssize_t Passthrough::write(uint64_t fh, uint64_t offset, std::span<const std::span<const uint8_t>> src) {
-  Handle* h = handle(fh, false);
-  if (!h) return -EBADF;
+ssize_t Passthrough::write(uint64_t nodeid, uint64_t fh, uint64_t offset,
+                           std::span<const std::span<const uint8_t>> src, bool append) {
   if (opts_.read_only) return -EROFS;
+  int err = 0;
+  Handle* h = file_handle(nodeid, fh, true, err);
+  if (!h) return err;
+  // A stream is never O_APPEND: place an append at the host's end of file
+  // (a handle opened O_APPEND does so whatever the offset).
+  if (append && fh == 0 && !writeback_)
+    return transfer_batched(src, 0, [fd = h->fd.get()](const iovec* v, int n, off_t) {
+      const ssize_t r = ::pwritev2(fd, v, n, -1, RWF_APPEND);
+      return r < 0 ? -errno : r;
+    });
   return engine_->write(h->fd.get(), offset, src);
 }
 
@@ -411,15 +430,16 @@ int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, 
   if (int r = inodes_.fd(parent, dir)) return r;
   if (opts_.read_only) return -EROFS;
   if ((flags & O_ACCMODE) == O_ACCMODE) return -EINVAL;
-  const int base = host_flags(flags);
+  // A stream is read-write, whatever this open asked (see write()).
+  const int base = implicit_files_ ? O_RDWR : host_flags(flags);
   // O_EXCL always: an existing name (perhaps a FIFO the host put there) is
   // never opened by create itself.
   UniqueFd fd = open_beneath(dir->get(), name, base | O_CREAT | O_EXCL | O_NOCTTY, mode & kModeMask & 0777);
   if (!fd && errno == EEXIST && !(flags & O_EXCL)) {
     fuse_entry_out e{};
     if (int r = entry_for(parent, dir->get(), name, e)) return r;
-    if (int r = open(e.nodeid, flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL), fh)) {
-      inodes_.forget(e.nodeid, 1);
+    if (int r = open_existing(e.nodeid, flags & ~static_cast<uint32_t>(O_CREAT | O_EXCL), fh)) {
+      forget(e.nodeid, 1);
       return r;
     }
     out = e;
@@ -429,12 +449,27 @@ int Passthrough::create(uint64_t parent, std::string_view name, uint32_t flags, 
   return adopt_created(std::move(fd), out, fh, parent, name);
 }
 
+int Passthrough::open_existing(uint64_t nodeid, uint32_t flags, uint64_t& fh) {
+  if (!implicit_files_) return open(nodeid, flags, fh);
+  fh = 0;
+  int err = 0;
+  Handle* h = file_stream(nodeid, (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC), err);
+  if (!h) return err;
+  if ((flags & O_TRUNC) && ::ftruncate(h->fd.get(), 0) != 0) return -errno;
+  return 0;
+}
+
 int Passthrough::adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh, uint64_t parent,
                                std::string_view name) {
   // The entry is the inode just created, even if the name moved meanwhile.
   UniqueFd path(::openat(proc_self_fd_.get(), std::to_string(fd.get()).c_str(), O_PATH | O_CLOEXEC));
   if (!path) return -errno;
   if (int r = entry_from(std::move(path), out, parent, name)) return r;
+  if (implicit_files_) {
+    fh = 0;
+    adopt_stream(out.nodeid, std::move(fd));
+    return 0;
+  }
   if (int r = add_handle(std::move(fd), false, fh)) {
     inodes_.forget(out.nodeid, 1);
     return r;

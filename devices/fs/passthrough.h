@@ -98,6 +98,10 @@ struct PassthroughOptions {
   // and under kWorktree, whose .git listings it then checks against the
   // directory's mtime at every open (see Passthrough::hold_back_recent_mtime).
   bool lists_without_opendir() const { return cache == CachePolicy::kAlways || cache == CachePolicy::kWorktree; }
+  // And files without OPEN, which gives every file KEEP_CACHE, and .git's
+  // too: a host edit there shows once the guest's attributes (auto's 1 s)
+  // show a new size, or a new inode, as git's lock-and-rename updates do.
+  bool opens_without_open() const { return lists_without_opendir(); }
 };
 
 class Passthrough {
@@ -126,7 +130,8 @@ class Passthrough {
   // every name it creates.
   int lookup(uint64_t parent, std::string_view name, fuse_entry_out& out);
   // Returns how many of the `n` asked for were beyond the lookup count.
-  uint64_t forget(uint64_t nodeid, uint64_t n) { return inodes_.forget(nodeid, n); }
+  // A node the guest no longer holds loses its file stream.
+  uint64_t forget(uint64_t nodeid, uint64_t n);
   // With `fh` (GETATTR_FH: fstat of an open file) the handle's fd answers,
   // which works even for an unlinked file whose O_PATH fd was evicted.
   int getattr(uint64_t nodeid, fuse_attr_out& out, std::optional<uint64_t> fh = std::nullopt);
@@ -137,7 +142,7 @@ class Passthrough {
   // `fh`: FUSE_HANDLE_KILLPRIV_V2, for requests that ask. The host kernel
   // already does it when the VMM lacks CAP_FSETID, and drops
   // security.capability on every write in any case.
-  void kill_suidgid(uint64_t fh);
+  void kill_suidgid(uint64_t nodeid, uint64_t fh);
   int statfs(uint64_t nodeid, fuse_kstatfs& out);
   int readlink(uint64_t nodeid, std::string& target);
 
@@ -158,9 +163,14 @@ class Passthrough {
 
   int open(uint64_t nodeid, uint32_t flags, uint64_t& fh);
   int release(uint64_t fh, bool dir);
-  int flush(uint64_t fh);
-  ssize_t read(uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst);
-  ssize_t write(uint64_t fh, uint64_t offset, std::span<const std::span<const uint8_t>> src);
+  // The file I/O below acts on the handle `fh` from OPEN or CREATE, or with
+  // implicit_files and fh 0 on the node's file stream (passthrough_files.cc).
+  int flush(uint64_t nodeid, uint64_t fh);
+  ssize_t read(uint64_t nodeid, uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst);
+  // `append`: the guest opened the file O_APPEND; on a stream (which is not)
+  // the data goes to the host's end of file, as it would through the handle.
+  ssize_t write(uint64_t nodeid, uint64_t fh, uint64_t offset, std::span<const std::span<const uint8_t>> src,
+                bool append = false);
 
   int create(uint64_t parent, std::string_view name, uint32_t flags, uint32_t mode, fuse_entry_out& out,
              uint64_t& fh);
@@ -178,10 +188,20 @@ class Passthrough {
   // passthrough_data.cc
   // An unnamed file in `parent` (O_TMPFILE), opened; LINK may name it.
   int tmpfile(uint64_t parent, uint32_t flags, uint32_t mode, fuse_entry_out& out, uint64_t& fh);
-  int fallocate(uint64_t fh, uint32_t mode, uint64_t offset, uint64_t length);
-  int lseek(uint64_t fh, uint64_t offset, uint32_t whence, uint64_t& result);
-  ssize_t copy_file_range(uint64_t fh_in, uint64_t off_in, uint64_t fh_out, uint64_t off_out, size_t len,
-                          uint64_t flags);
+  int fallocate(uint64_t nodeid, uint64_t fh, uint32_t mode, uint64_t offset, uint64_t length);
+  int lseek(uint64_t nodeid, uint64_t fh, uint64_t offset, uint32_t whence, uint64_t& result);
+  ssize_t copy_file_range(uint64_t node_in, uint64_t fh_in, uint64_t off_in, uint64_t node_out, uint64_t fh_out,
+                          uint64_t off_out, size_t len, uint64_t flags);
+
+  // passthrough_files.cc
+  // Whether the guest uses files without opening them: it offered
+  // FUSE_NO_OPEN_SUPPORT and the policy keeps pages
+  // (PassthroughOptions::opens_without_open). OPEN then answers ENOSYS,
+  // which the guest takes as "never ask again", and FLUSH too; file I/O
+  // comes with fh 0, CREATE and TMPFILE answer fh 0, and no RELEASE follows.
+  void set_implicit_files(bool on) { implicit_files_ = on; }
+  bool implicit_files() const { return implicit_files_; }
+  size_t file_stream_count() const { return file_streams_.size(); }  // within max_handles, with handle_count()
 
   // passthrough_xattr.cc: user.* only, on regular files and directories.
   // With size 0, the length the value (or the name list) would take;
@@ -253,8 +273,11 @@ class Passthrough {
   Named named(uint64_t parent, int dirfd, std::string_view name);
   // unlinkat(flags) of `name` in `parent`, and the table told.
   int remove_name(uint64_t parent, std::string_view name, int flags);
+  // OPEN of an existing file for CREATE: a handle, or with implicit_files
+  // fh 0 and the node's stream (truncated for O_TRUNC).
+  int open_existing(uint64_t nodeid, uint32_t flags, uint64_t& fh);
   // The entry and a handle for a file just created as `fd` (named `name` in
-  // `parent`, or unnamed).
+  // `parent`, or unnamed); with implicit_files fh 0, `fd` its stream.
   int adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh, uint64_t parent = 0,
                     std::string_view name = {});
   int add_handle(UniqueFd fd, bool dir, uint64_t& fh);
@@ -271,8 +294,27 @@ class Passthrough {
   Handle* dir_stream(uint64_t nodeid, int& err);
   // The node's directory, opened for reading.
   int open_dir(uint64_t nodeid, UniqueFd& out);
-  // Whether another host fd fits the handle table, which directory streams
-  // share with the open handles: if need be the oldest stream gives way.
+  // A file's I/O handle: `fh`, or with implicit_files and fh 0 the node's
+  // stream, able to `write` or read; else null and `err`.
+  Handle* file_handle(uint64_t nodeid, uint64_t fh, bool write, int& err);
+  // A file used with fh 0 (implicit_files): one host fd per node, opened
+  // read-write where the host allows (else read-only, else write-only) and
+  // kept for the most recently used nodes. `write`: the caller will write.
+  struct FileStream {
+    uint64_t nodeid;
+    Handle h;
+    int access;  // O_RDONLY, O_WRONLY or O_RDWR
+  };
+  static constexpr size_t kMaxFileStreams = 256;
+  Handle* file_stream(uint64_t nodeid, bool write, int& err);
+  // The node's regular file opened for I/O: read-write, or what the host
+  // lets the VMM's user have. Never a FIFO, device or directory.
+  int open_stream(uint64_t nodeid, bool write, UniqueFd& out, int& access);
+  // Keeps `fd` (just created, read-write) as the new node's stream.
+  void adopt_stream(uint64_t nodeid, UniqueFd fd);
+  // Whether another host fd fits the handle table, which directory and
+  // file streams share with the open handles: if need be the oldest
+  // stream gives way (never the file stream just used).
   bool room_for_fd();
   void fill_attr(const struct stat& st, fuse_attr& attr) const;
   static int stat_fd(int path_fd, struct stat& st);
@@ -293,6 +335,8 @@ class Passthrough {
   std::unordered_map<uint64_t, Handle> handles_;
   std::list<DirStream> dir_streams_;  // most recently read first
   bool implicit_dirs_ = false;
+  std::list<FileStream> file_streams_;  // most recently used first
+  bool implicit_files_ = false;
   uint64_t next_fh_ = 1;
   bool writeback_ = false;
 };

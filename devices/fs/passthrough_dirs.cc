@@ -45,9 +45,11 @@ int Passthrough::open_dir(uint64_t nodeid, UniqueFd& out) {
 }
 
 bool Passthrough::room_for_fd() {
-  if (handles_.size() + dir_streams_.size() < opts_.max_handles) return true;
-  if (dir_streams_.empty()) return false;
-  dir_streams_.pop_back();  // the oldest stream gives way
+  if (handles_.size() + dir_streams_.size() + file_streams_.size() < opts_.max_handles) return true;
+  // The oldest stream gives way; the front file stream may be in use.
+  if (!dir_streams_.empty()) dir_streams_.pop_back();
+  else if (file_streams_.size() > 1) file_streams_.pop_back();
+  else return false;
   return true;
 }
 
@@ -138,13 +140,14 @@ int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t s
 int Passthrough::fsync(uint64_t nodeid, uint64_t fh, bool datasync, bool dir) {
   int fd = -1;
   UniqueFd own;
+  int err = -EBADF;
   if (dir && fh == 0 && implicit_dirs_) {
     if (int r = open_dir(nodeid, own)) return r;
     fd = own.get();
-  } else if (Handle* h = handle(fh, dir)) {
+  } else if (Handle* h = dir ? handle(fh, true) : file_handle(nodeid, fh, false, err)) {
     fd = h->fd.get();
   } else {
-    return -EBADF;
+    return err;
   }
   const int r = datasync ? ::fdatasync(fd) : ::fsync(fd);
   return r == 0 ? 0 : -errno;

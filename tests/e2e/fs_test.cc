@@ -238,6 +238,32 @@ TEST_F(FsTest, CreatesAndUnlinksAskNothingTheyLeaveAlone) {
   EXPECT_EQ(left, "0");
 }
 
+TEST_F(FsTest, WorktreeReadsOfCachedFilesAskNothing) {
+  // Under worktree the guest uses files without OPEN, RELEASE or FLUSH
+  // (FUSE_NO_OPEN_SUPPORT): a file it has read costs no request to read
+  // again; an append still lands at the host's end of file.
+  cache_ = "worktree";
+  const std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
+  boot({.vmm_args = {"--control", ctl}});
+  write_file(ws("f"), "data\n");
+  fs::create_directories(ws(".git/logs"));
+  write_file(ws(".git/logs/HEAD"), "one\n");
+  ASSERT_OK(sh("cat f .git/logs/HEAD > /dev/null"));
+  const nlohmann::json before = control_request(ctl, {{"cmd", "fs"}})["shares"][0];
+  auto r = sh("for i in $(seq 300); do cat f; done | sort | uniq -c");
+  ASSERT_OK(r);
+  EXPECT_EQ(r.out, "    300 data\n");
+  const nlohmann::json after = control_request(ctl, {{"cmd", "fs"}})["shares"][0];
+  EXPECT_LT(after["requests"].get<uint64_t>() - before["requests"].get<uint64_t>(), 10u)
+      << "before: " << before.dump() << "\nafter: " << after.dump();
+  // One OPEN and one FLUSH, answered ENOSYS: the guest's cue to stop asking.
+  for (const char* op : {"OPEN", "FLUSH"}) EXPECT_EQ(after["ops"][op].value("count", 0), 1) << after.dump();
+  EXPECT_FALSE(after["ops"].contains("RELEASE")) << after.dump();
+  std::ofstream(ws(".git/logs/HEAD"), std::ios::app) << "two (host)\n";
+  ASSERT_OK(sh("echo three >> .git/logs/HEAD"));
+  EXPECT_EQ(read_file(ws(".git/logs/HEAD")), "one\ntwo (host)\nthree\n");
+}
+
 TEST_F(FsTest, ThousandsOfFilesWithTheVmmLimitedTo256Fds) {
   // More inodes than the VMM has descriptors: the share keeps a bounded
   // cache of O_PATH fds and re-opens the rest by name.

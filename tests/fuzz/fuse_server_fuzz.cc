@@ -6,7 +6,9 @@
 // past the length check; bit 2: a read-only share; bit 3: a 2-fd O_PATH
 // cache, so inodes are re-opened by name; bit 4: the writeback cache
 // offered; bit 5: the worktree policy, and an INIT that offers
-// FUSE_NO_OPENDIR_SUPPORT: directories read with fh 0). Then records: u16
+// FUSE_NO_OPENDIR_SUPPORT: directories read with fh 0; bit 6: with bit 5,
+// the INIT offers FUSE_NO_OPEN_SUPPORT too: files used with fh 0). Then
+// records: u16
 // request length, u16 reply space, u8 split (low nibble: readable chunk
 // size - 1, high nibble: where the writable space splits), then the request
 // bytes (header + arguments).
@@ -161,6 +163,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Cursor in({data, size});
   const auto flags = in.take<uint8_t>();
   const bool worktree = (flags & 32) != 0;
+  const bool implicit_files = worktree && (flags & 64) != 0;
   PassthroughOptions opts = PassthroughOptions{}.with_cache(worktree ? CachePolicy::kWorktree : CachePolicy::kAuto);
   opts.max_inodes = 64;
   opts.max_handles = 16;
@@ -179,13 +182,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ii.major = 7;
     ii.minor = 38;
     ii.flags = FUSE_DO_READDIRPLUS | FUSE_MAX_PAGES | FUSE_INIT_EXT | FUSE_WRITEBACK_CACHE |
-               (worktree ? FUSE_NO_OPENDIR_SUPPORT : 0);
+               (worktree ? FUSE_NO_OPENDIR_SUPPORT : 0) | (implicit_files ? FUSE_NO_OPEN_SUPPORT : 0);
     std::memcpy(init.data(), &h, sizeof h);
     std::memcpy(init.data() + sizeof h, &ii, sizeof ii);
     send(server, std::move(init), 4096, 0x30, false);
     CHECK(server.initialized());
     CHECK(server.fs().writeback() == opts.writeback);
     CHECK(server.fs().implicit_dirs() == worktree);
+    CHECK(server.fs().implicit_files() == implicit_files);
   }
   for (int i = 0; i < 64 && !in.empty(); ++i) {
     const auto len = in.take<uint16_t>();
@@ -196,7 +200,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CHECK(server.fs().inode_count() <= opts.max_inodes);
     CHECK(server.fs().handle_count() <= opts.max_handles);
     CHECK(server.fs().open_inode_fds() <= opts.max_fds);
-    CHECK(server.fs().handle_count() + server.fs().dir_stream_count() <= opts.max_handles);
+    CHECK(server.fs().handle_count() + server.fs().dir_stream_count() + server.fs().file_stream_count() <=
+          opts.max_handles);
   }
   e.check_outside();
   e.check_share();

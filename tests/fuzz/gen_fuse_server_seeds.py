@@ -5,7 +5,8 @@ beyond the core set (TMPFILE, xattrs, MKNOD, ACCESS, FALLOCATE, LSEEK,
 COPY_FILE_RANGE, INTERRUPT), renames and unlinks with a tiny O_PATH fd
 cache (TINY_FDS: inodes re-opened by name), opens under the writeback
 cache (WRITEBACK), directories read without OPENDIR under worktree
-(IMPLICIT_DIRS), chown under the uid mapping, a read-only share and
+(IMPLICIT_DIRS), files used without OPEN (IMPLICIT_FILES), chown under the
+uid mapping, a read-only share and
 malformed forms of the new requests. The core seeds (init, lookup_getattr,
 open_read, readdir, malformed) predate this script and are kept as they are.
 
@@ -18,9 +19,10 @@ import struct
 
 OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "fuse_server"
 
-SEND_INIT, FIX_LEN, READ_ONLY, TINY_FDS, WRITEBACK, IMPLICIT_DIRS = 1, 2, 4, 8, 16, 32
+SEND_INIT, FIX_LEN, READ_ONLY, TINY_FDS, WRITEBACK, IMPLICIT_DIRS, IMPLICIT_FILES = 1, 2, 4, 8, 16, 32, 64
 
-LOOKUP, GETATTR, SETATTR, MKNOD, UNLINK, LINK, OPEN, READ, WRITE = 1, 3, 4, 8, 10, 13, 14, 15, 16
+LOOKUP, FORGET, GETATTR, SETATTR, MKNOD, UNLINK, LINK, OPEN, READ, WRITE = 1, 2, 3, 4, 8, 10, 13, 14, 15, 16
+FSYNC, FLUSH = 20, 25
 OPENDIR, READDIR, FSYNCDIR, READDIRPLUS = 27, 28, 30, 44
 RENAME2 = 45
 FUSE_GETATTR_FH, RENAME_EXCHANGE = 1, 2
@@ -224,6 +226,29 @@ def seeds():
         req(READDIR, 3, read_in(0, 4096)),
         req(FSYNCDIR, 2, struct.pack("<QII", 0, 1, 0)),
         req(FSYNCDIR, 9, struct.pack("<QII", 0, 0, 0)))
+    # worktree, no OPEN: f = 2, fifo = 3, d = 4; I/O with fh 0 of f (an
+    # append among it), of the FIFO and the directory (refused, never
+    # opened), a create and its write, FLUSH and FSYNC with fh 0, a copy
+    # from f into the new file, an unlink and the FORGET that ends its stream.
+    s["implicit_files"] = seed(
+        SEND_INIT | IMPLICIT_DIRS | IMPLICIT_FILES,
+        req(LOOKUP, 1, cstr("f")),
+        req(OPEN, 2, struct.pack("<II", 0, 0)),
+        req(READ, 2, read_in(0, 64)),
+        req(WRITE, 2, struct.pack("<QQIIQII", 0, 0, 2, 0, 0, O_WRONLY | O_APPEND, 0) + b"HE"),
+        req(LOOKUP, 1, cstr("fifo")),
+        req(READ, 3, read_in(0, 64)),
+        req(WRITE, 3, write_in(0, 0, b"x")),
+        req(LOOKUP, 1, cstr("d")),
+        req(READ, 4, read_in(0, 64)),
+        req(CREATE, 1, create_in(O_WRONLY | O_EXCL, S_IFREG | 0o644) + cstr("n")),
+        req(WRITE, 5, write_in(0, 3, b"new")),
+        req(FLUSH, 5, struct.pack("<QIIQ", 0, 0, 0, 0)),
+        req(FSYNC, 5, struct.pack("<QII", 0, 1, 0)),
+        req(COPY_FILE_RANGE, 2, struct.pack("<QQQQQQQ", 0, 0, 5, 0, 8, 4, 0)),
+        lseek(5, 0, 0, SEEK_END),
+        req(UNLINK, 1, cstr("n")),
+        req(FORGET, 5, struct.pack("<Q", 1)))
     return s
 
 

@@ -1,0 +1,91 @@
+// Passthrough: files used without OPEN (set_implicit_files). The guest then
+// sends READ, WRITE, FSYNC, FALLOCATE, LSEEK and COPY_FILE_RANGE with fh 0,
+// and this side keeps one host fd per node, for the most recently used
+// nodes: two round trips fewer per open() and close() of the guest, which
+// with the page cache kept (worktree, always) were all a warm read cost.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "devices/fs/passthrough.h"
+
+namespace ksbox::devices::fs {
+
+uint64_t Passthrough::forget(uint64_t nodeid, uint64_t n) {
+  const uint64_t excess = inodes_.forget(nodeid, n);
+  // Its fd would keep an unlinked file's blocks on the host.
+  if (!file_streams_.empty() && !inodes_.known(nodeid))
+    file_streams_.remove_if([nodeid](const FileStream& s) { return s.nodeid == nodeid; });
+  return excess;
+}
+
+Passthrough::Handle* Passthrough::file_handle(uint64_t nodeid, uint64_t fh, bool write, int& err) {
+  if (fh == 0 && implicit_files_) return file_stream(nodeid, write, err);
+  err = -EBADF;
+  return handle(fh, false);
+}
+
+Passthrough::Handle* Passthrough::file_stream(uint64_t nodeid, bool write, int& err) {
+  auto it = file_streams_.begin();
+  while (it != file_streams_.end() && it->nodeid != nodeid) ++it;
+  if (it != file_streams_.end()) {
+    file_streams_.splice(file_streams_.begin(), file_streams_, it);
+    FileStream& s = file_streams_.front();
+    // One-way because the host said so when it was opened: ask again.
+    if (s.access != (write ? O_RDONLY : O_WRONLY)) return &s.h;
+    UniqueFd fd;
+    int access = 0;
+    if ((err = open_stream(nodeid, true, fd, access))) return nullptr;
+    s.h.fd = std::move(fd);
+    s.access = access;
+    return &s.h;
+  }
+  if (file_streams_.size() >= kMaxFileStreams) file_streams_.pop_back();
+  if (!room_for_fd()) {
+    err = -ENFILE;
+    return nullptr;
+  }
+  UniqueFd fd;
+  int access = 0;
+  if ((err = open_stream(nodeid, write, fd, access))) return nullptr;
+  file_streams_.push_front(FileStream{nodeid, Handle{std::move(fd), false}, access});
+  return &file_streams_.front().h;
+}
+
+int Passthrough::open_stream(uint64_t nodeid, bool write, UniqueFd& out, int& access) {
+  PathFd node;
+  if (int r = inodes_.fd(nodeid, node)) return r;
+  struct stat st{};
+  if (int r = stat_fd(node->get(), st)) return r;
+  if (S_ISDIR(st.st_mode)) return -EISDIR;
+  if (S_ISLNK(st.st_mode)) return -ELOOP;
+  if (!S_ISREG(st.st_mode)) return -EACCES;  // device, FIFO, socket: never opened on the host
+  if (opts_.read_only) {
+    if (write) return -EROFS;
+    access = O_RDONLY;
+    out = reopen(node->get(), O_RDONLY);
+    return out ? 0 : -errno;
+  }
+  // The guest's kernel checked its own permissions; the host may still
+  // refuse a direction (a mode the VMM's user lacks, a running binary).
+  int err = 0;
+  for (const int a : {O_RDWR, write ? O_WRONLY : O_RDONLY}) {
+    out = reopen(node->get(), a);
+    if (out) {
+      access = a;
+      return 0;
+    }
+    err = -errno;
+    if (err != -EACCES && err != -EPERM && err != -ETXTBSY) break;
+  }
+  return err;
+}
+
+void Passthrough::adopt_stream(uint64_t nodeid, UniqueFd fd) {
+  if (file_streams_.size() >= kMaxFileStreams) file_streams_.pop_back();
+  if (!room_for_fd()) return;  // the first I/O opens one
+  file_streams_.push_front(FileStream{nodeid, Handle{std::move(fd), false}, O_RDWR});
+}
+
+}  // namespace ksbox::devices::fs
