@@ -354,7 +354,7 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_FLUSH: {
       fuse_flush_in fi{};
       if (auto bad = c.only_arg(fi)) return fail(c, *bad, -EINVAL);
-      return reply(c, fs_->flush(c.h.nodeid, fi.fh));
+      return reply(c, fs_->flush(fi.fh));
     }
     case FUSE_FSYNC:
     case FUSE_FSYNCDIR: {
@@ -377,7 +377,8 @@ size_t FuseServer::dispatch(Ctx& c) {
       CreateOut body{};
       const int r = fs_->create(c.h.nodeid, Ctx::sv(c.name), ci.flags, ci.mode, body.e, body.o.fh);
       // An existing file opened with O_TRUNC (a new one has no setuid bits).
-      if (r == 0 && (ci.flags & O_TRUNC) && (ci.open_flags & FUSE_OPEN_KILL_SUIDGID)) fs_->kill_suidgid(body.e.nodeid, body.o.fh);
+      if (r == 0 && (ci.flags & O_TRUNC) && (ci.open_flags & FUSE_OPEN_KILL_SUIDGID))
+        fs_->kill_suidgid(body.e.nodeid, body.o.fh);
       body.o.open_flags = fs_->open_reply_flags(body.e.nodeid, false);
       return r ? reply(c, r) : reply(c, 0, &body, sizeof body);
     }

@@ -80,7 +80,8 @@ size_t FuseServer::do_copy_file_range(Ctx& c) {
   // One request holds the device thread no longer than a maximal WRITE;
   // a short count is a valid answer and the guest continues from there.
   const size_t len = std::min<uint64_t>(ci.len, kMaxWrite);
-  const ssize_t n = fs_->copy_file_range(c.h.nodeid, ci.fh_in, ci.off_in, ci.nodeid_out, ci.fh_out, ci.off_out, len, ci.flags);
+  const ssize_t n =
+      fs_->copy_file_range(c.h.nodeid, ci.fh_in, ci.off_in, ci.nodeid_out, ci.fh_out, ci.off_out, len, ci.flags);
   if (n < 0) return reply(c, static_cast<int>(n));
   fuse_write_out wo{};
   wo.size = static_cast<uint32_t>(n);

@@ -1,9 +1,9 @@
 #include "devices/fs/passthrough.h"
-#include "devices/fs/iov_batch.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include <ctime>
 
 #include "devices/fs/fuse_wire.h"
+#include "devices/fs/iov_batch.h"
 #include "devices/fs/open_beneath.h"
 #include "vmm/error.h"
 
@@ -393,11 +394,10 @@ int Passthrough::release(uint64_t fh, bool dir) {
   return 0;
 }
 
-int Passthrough::flush(uint64_t nodeid, uint64_t fh) {
+int Passthrough::flush(uint64_t fh) {
   // Nothing to flush or unlock here (locks stay in the guest): ENOSYS has
   // a guest without OPEN stop sending FLUSH at every close().
   if (fh == 0 && implicit_files_) return -ENOSYS;
-  (void)nodeid;
   return handle(fh, false) ? 0 : -EBADF;
 }
 

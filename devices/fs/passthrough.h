@@ -163,9 +163,10 @@ class Passthrough {
 
   int open(uint64_t nodeid, uint32_t flags, uint64_t& fh);
   int release(uint64_t fh, bool dir);
+  // ENOSYS for fh 0 with implicit_files (the guest then stops sending it).
+  int flush(uint64_t fh);
   // The file I/O below acts on the handle `fh` from OPEN or CREATE, or with
   // implicit_files and fh 0 on the node's file stream (passthrough_files.cc).
-  int flush(uint64_t nodeid, uint64_t fh);
   ssize_t read(uint64_t nodeid, uint64_t fh, uint64_t offset, std::span<const std::span<uint8_t>> dst);
   // `append`: the guest opened the file O_APPEND; on a stream (which is not)
   // the data goes to the host's end of file, as it would through the handle.
