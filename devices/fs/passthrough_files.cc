@@ -36,7 +36,7 @@ Passthrough::Handle* Passthrough::file_stream(uint64_t nodeid, bool write, int& 
     if (s.access != (write ? O_RDONLY : O_WRONLY)) return &s.h;
     UniqueFd fd;
     int access = 0;
-    if ((err = open_stream(nodeid, true, fd, access))) return nullptr;
+    if ((err = open_stream(nodeid, write, fd, access))) return nullptr;
     s.h.fd = std::move(fd);
     s.access = access;
     return &s.h;

@@ -3,7 +3,10 @@
 // truncating creates, and streams that end with the node or give way.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -184,6 +187,34 @@ TEST(FuseImplicitFiles, ForgottenNodeLosesItsStream) {
   c.send(FUSE_FORGET, e.nodeid, Args().add(fo));
   EXPECT_EQ(c.server.fs().file_stream_count(), 0u);
   EXPECT_EQ(c.server.fs().open_inode_fds(), 0u);
+}
+
+// The host may refuse a direction even to root: a running binary cannot be
+// opened for writing (ETXTBSY). Its stream is then read-only, and a write
+// asks the host again, which succeeds once the binary no longer runs.
+TEST(FuseImplicitFiles, AStreamTheHostMadeOneWayIsOpenedAgainToWrite) {
+  TempDir d;
+  std::filesystem::copy_file("/bin/sleep", d.path() / "prog");
+  std::filesystem::permissions(d.path() / "prog", std::filesystem::perms::owner_all);
+  FuseClient c(d.path(), PassthroughOptions{}.with_cache(CachePolicy::kWorktree));
+  ASSERT_EQ(c.init(7, 38, kGuestFlags).error(), 0);
+  const uint64_t f = c.lookup(1, "prog").nodeid;
+  const std::string path = (d.path() / "prog").string();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(path.c_str(), "prog", "30", nullptr);
+    ::_exit(127);
+  }
+  // Running once /proc shows the new image.
+  for (int i = 0; i < 500 && std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe") != path; ++i)
+    ::usleep(10'000);
+  EXPECT_EQ(c.read(f, 0, 0, 4).body.size(), 4u);  // "" "ELF"
+  EXPECT_EQ(c.write(f, 0, 0, "x").error(), -ETXTBSY);
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(c.write(f, 0, 0, "X").error(), 0);
+  EXPECT_EQ(read_file(d.path() / "prog").substr(0, 4), "XELF");
 }
 
 // Streams share the handle budget and give way, oldest first; a file whose
