@@ -194,7 +194,6 @@ size_t FuseServer::do_init(Ctx& c) {
   io.max_readahead = std::min(ii.max_readahead, kMaxReadahead);
   // The writeback cache only where the share's cache policy allows it.
   const PassthroughOptions& opts = fs_->options();
-  const uint32_t offered = kInitFlags | (opts.writeback ? FUSE_WRITEBACK_CACHE : 0);
   // Listings without OPENDIR + RELEASEDIR: two round trips fewer per
   // directory read (see Passthrough::set_implicit_dirs).
   const bool implicit_dirs = opts.lists_without_opendir() && (ii.flags & FUSE_NO_OPENDIR_SUPPORT);
@@ -202,7 +201,9 @@ size_t FuseServer::do_init(Ctx& c) {
   // Then no ATOMIC_O_TRUNC: with no OPEN to truncate, the guest's kernel
   // must send the truncation as a SETATTR.
   const bool implicit_files = opts.opens_without_open() && (ii.flags & FUSE_NO_OPEN_SUPPORT);
-  io.flags = ii.flags & offered & (implicit_files ? ~uint32_t{FUSE_ATOMIC_O_TRUNC} : ~uint32_t{0});
+  const uint32_t offered = (kInitFlags & ~(implicit_files ? uint32_t{FUSE_ATOMIC_O_TRUNC} : 0u)) |
+                           (opts.writeback ? FUSE_WRITEBACK_CACHE : 0);
+  io.flags = ii.flags & offered;
   fs_->set_writeback((io.flags & FUSE_WRITEBACK_CACHE) != 0);
   fs_->set_implicit_dirs(implicit_dirs);
   fs_->set_implicit_files(implicit_files);

@@ -311,6 +311,9 @@ class Passthrough {
   // The node's regular file opened for I/O: read-write, or what the host
   // lets the VMM's user have. Never a FIFO, device or directory.
   int open_stream(uint64_t nodeid, bool write, UniqueFd& out, int& access);
+  // Whether one more stream fits: the oldest beyond kMaxFileStreams goes,
+  // then room_for_fd().
+  bool room_for_stream();
   // Keeps `fd` (just created, read-write) as the new node's stream.
   void adopt_stream(uint64_t nodeid, UniqueFd fd);
   // Whether another host fd fits the handle table, which directory and

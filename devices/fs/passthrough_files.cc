@@ -41,8 +41,7 @@ Passthrough::Handle* Passthrough::file_stream(uint64_t nodeid, bool write, int& 
     s.access = access;
     return &s.h;
   }
-  if (file_streams_.size() >= kMaxFileStreams) file_streams_.pop_back();
-  if (!room_for_fd()) {
+  if (!room_for_stream()) {
     err = -ENFILE;
     return nullptr;
   }
@@ -82,9 +81,13 @@ int Passthrough::open_stream(uint64_t nodeid, bool write, UniqueFd& out, int& ac
   return err;
 }
 
-void Passthrough::adopt_stream(uint64_t nodeid, UniqueFd fd) {
+bool Passthrough::room_for_stream() {
   if (file_streams_.size() >= kMaxFileStreams) file_streams_.pop_back();
-  if (!room_for_fd()) return;  // the first I/O opens one
+  return room_for_fd();
+}
+
+void Passthrough::adopt_stream(uint64_t nodeid, UniqueFd fd) {
+  if (!room_for_stream()) return;  // the first I/O opens one
   file_streams_.push_front(FileStream{nodeid, Handle{std::move(fd), false}, O_RDWR});
 }
 
