@@ -9,6 +9,8 @@ packages=(
   # libraries (Debian 12)
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev
   nlohmann-json3-dev libboost-dev liburing-dev libgit2-dev libslirp-dev
+  # slirp.pc requires glib-2.0, but Debian 12's libslirp-dev does not depend on it
+  libglib2.0-dev
   # guest kernel and initramfs
   linux-source-6.1 patch bc flex bison libelf-dev libssl-dev xz-utils cpio gzip busybox-static
   # guest root file system (guest-image/rootfs/: debootstrap, an ext4 image)
