@@ -120,6 +120,49 @@ void syscall_lookup(benchmark::State& st) {
   }
 }
 
+// ---- CREATE + RELEASE + UNLINK (+ FORGET) of a new name vs openat O_CREAT + close + unlinkat ----
+
+void fuse_create(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  fuse_create_in ci{};
+  ci.flags = O_WRONLY | O_CREAT | O_EXCL;
+  ci.mode = S_IFREG | 0644;
+  const std::string name = "new";
+  const Request create(FUSE_CREATE, FUSE_ROOT_ID, bytes_of(ci), cstring_bytes(name));
+  const Request unlink(FUSE_UNLINK, FUSE_ROOT_ID, {}, cstring_bytes(name));
+  fuse_release_in ri{};
+  Request release(FUSE_RELEASE, 0, bytes_of(ri));
+  fuse_forget_in fi{};
+  fi.nlookup = 1;
+  Request forget(FUSE_FORGET, 0, bytes_of(fi));
+  Reply rep(sizeof(fuse_entry_out) + sizeof(fuse_open_out));
+  const size_t inodes = s->server.fs().inode_count();
+  for (auto _ : st) {
+    if (!s->call(create, rep, st)) break;
+    const auto entry = rep.as<fuse_entry_out>();
+    fuse_open_out oo{};
+    std::memcpy(&oo, rep.body().data() + sizeof entry, sizeof oo);
+    release.set_nodeid(entry.nodeid);
+    release.set_arg(offsetof(fuse_release_in, fh), oo.fh);
+    forget.set_nodeid(entry.nodeid);
+    if (!s->call(release, rep, st) || !s->call(unlink, rep, st)) break;
+    s->server.handle(forget.spans(), rep.spans());  // no reply to FORGET
+  }
+  if (s->server.fs().inode_count() != inodes) st.SkipWithError("FORGET left inodes behind");
+}
+
+void syscall_create(benchmark::State& st) {
+  Share* s = share(st);
+  if (!s) return;
+  const UniqueFd dfd(::open(s->tree.path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!sys_ok(dfd.valid(), "open", st)) return;
+  for (auto _ : st) {
+    const int fd = ::openat(dfd.get(), "new", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (!sys_ok(fd >= 0 && ::close(fd) == 0 && ::unlinkat(dfd.get(), "new", 0) == 0, "create+close+unlink", st)) break;
+  }
+}
+
 // ---- READ / WRITE 4 KiB at random page-aligned offsets vs pread / pwrite ----
 
 // One page through the open `data` handle per iteration, at the random pages.
@@ -273,6 +316,8 @@ BENCHMARK(fuse_getattr);
 BENCHMARK(syscall_getattr);
 BENCHMARK(fuse_lookup);
 BENCHMARK(syscall_lookup);
+BENCHMARK(fuse_create);
+BENCHMARK(syscall_create);
 BENCHMARK(fuse_read);
 BENCHMARK(syscall_read);
 BENCHMARK(fuse_write);
