@@ -1,6 +1,8 @@
 #include "devices/fs/passthrough.h"
 
 #include <fcntl.h>
+#include <linux/mount.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -462,7 +464,10 @@ int Passthrough::open_existing(uint64_t nodeid, uint32_t flags, uint64_t& fh) {
 int Passthrough::adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh, uint64_t parent,
                                std::string_view name) {
   // The entry is the inode just created, even if the name moved meanwhile.
-  UniqueFd path(::openat(proc_self_fd_.get(), std::to_string(fd.get()).c_str(), O_PATH | O_CLOEXEC));
+  // open_tree() without OPEN_TREE_CLONE is an O_PATH open of the fd itself,
+  // at half the cost of the magic link; a seccomp filter may refuse it.
+  UniqueFd path(static_cast<int>(::syscall(SYS_open_tree, fd.get(), "", AT_EMPTY_PATH | OPEN_TREE_CLOEXEC)));
+  if (!path) path = UniqueFd(::openat(proc_self_fd_.get(), std::to_string(fd.get()).c_str(), O_PATH | O_CLOEXEC));
   if (!path) return -errno;
   if (int r = entry_from(std::move(path), out, parent, name)) return r;
   if (implicit_files_) {
