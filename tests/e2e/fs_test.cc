@@ -50,6 +50,23 @@ class FsTest : public GuestTest {
     return sb_->exec({"sh", "-c", script}, {"-u", user, "-w", "/workspace"}, {.timeout = std::chrono::seconds(300)});
   }
   std::string ws(const std::string& rel = "") const { return sb_->workspace() + (rel.empty() ? "" : "/" + rel); }
+  // Boots under 'worktree' (no attribute expires during a test) with a
+  // control socket; returns its path.
+  std::string boot_worktree_with_control() {
+    cache_ = "worktree";
+    std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
+    boot({.vmm_args = {"--control", ctl}});
+    return ctl;
+  }
+  // The share's FUSE requests by opcode, from the control socket `ctl`.
+  static nlohmann::json fs_ops(const std::string& ctl) {
+    return control_request(ctl, {{"cmd", "fs"}})["shares"][0]["ops"];
+  }
+  // Requests of opcode `op` between two fs_ops() readings.
+  static uint64_t added(const nlohmann::json& before, const nlohmann::json& after, const std::string& op) {
+    const nlohmann::json::json_pointer count("/" + op + "/count");
+    return after.value(count, uint64_t{0}) - before.value(count, uint64_t{0});
+  }
 
   std::string cache_ = "auto";
 };
@@ -149,9 +166,7 @@ TEST_P(FsCacheTest, UntarOfAThousandFilesMatchesOnTheHost) {
 // listing afresh once the real one shows. From a shell whose cwd is that
 // directory, where no lookup revalidates it, and with a glob (no stat).
 TEST_F(FsTest, WorktreeGitListingsFollowTheHostEvenAtTheSameMtime) {
-  cache_ = "worktree";
-  const std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
-  boot({.vmm_args = {"--control", ctl}});
+  const std::string ctl = boot_worktree_with_control();
   const std::string heads = ws(".git/refs/heads");
   fs::create_directories(heads);
   write_file(heads + "/main", "1\n");
@@ -206,27 +221,21 @@ TEST_F(FsTest, CreatesAndUnlinksAskNothingTheyLeaveAlone) {
   // unlink keeps the directory's mode and owner cached, so the next one's
   // permission check needs no GETATTR; under HANDLE_KILLPRIV_V2 a write does
   // not first ask for security.capability. Stock 6.1 sends one of each per
-  // file here. Under 'worktree' no attribute expires during the test.
-  cache_ = "worktree";
-  const std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
-  boot({.vmm_args = {"--control", ctl}});
+  // file here.
+  const std::string ctl = boot_worktree_with_control();
   ASSERT_OK(sh("mkdir d"));
-  const nlohmann::json before = control_request(ctl, {{"cmd", "fs"}})["shares"][0]["ops"];
+  const nlohmann::json before = fs_ops(ctl);
   // unlink(1), not rm: rm would stat each file, whose times the write changed.
   auto r = sh("set -e; cd d; for i in $(seq 200); do echo $i > f$i; done; stat -c %Y .; cat f77; "
               "for i in $(seq 200); do unlink f$i; done; stat -c %Y .; ls | wc -l");
   ASSERT_OK(r);
-  const nlohmann::json after = control_request(ctl, {{"cmd", "fs"}})["shares"][0]["ops"];
-  const auto added = [&](const std::string& op) {
-    const nlohmann::json::json_pointer count("/" + op + "/count");
-    return after.value(count, uint64_t{0}) - before.value(count, uint64_t{0});
-  };
+  const nlohmann::json after = fs_ops(ctl);
   const std::string ops = "before: " + before.dump() + "\nafter: " + after.dump();
-  EXPECT_EQ(added("CREATE"), 200u) << ops;
-  EXPECT_EQ(added("UNLINK"), 200u) << ops;
+  EXPECT_EQ(added(before, after, "CREATE"), 200u) << ops;
+  EXPECT_EQ(added(before, after, "UNLINK"), 200u) << ops;
   // The directory's two stats ask (its times changed).
-  EXPECT_LE(added("GETATTR"), 4u) << ops;
-  EXPECT_EQ(added("GETXATTR"), 0u) << ops;
+  EXPECT_LE(added(before, after, "GETATTR"), 4u) << ops;
+  EXPECT_EQ(added(before, after, "GETXATTR"), 0u) << ops;
   // Its times are still asked for: the guest saw the last change's mtime.
   struct stat st{};
   ASSERT_EQ(::stat(ws("d").c_str(), &st), 0);
@@ -238,13 +247,59 @@ TEST_F(FsTest, CreatesAndUnlinksAskNothingTheyLeaveAlone) {
   EXPECT_EQ(left, "0");
 }
 
+TEST_F(FsTest, ExclusiveCreatesTrustFreshEntries) {
+  // guest-image/kernel-patches/0003: mkdir, mkstemp() and other O_EXCL
+  // creates trust a dentry within its timeout instead of asking again, so
+  // `mkdir -p` of existing directories (tar does one per member) costs no
+  // request; stock 6.1 asks once per component. A stale negative dentry
+  // still ends in EEXIST: the server creates exclusively itself.
+  const std::string ctl = boot_worktree_with_control();
+  ASSERT_OK(sh("mkdir -p a/b/c && ls late 2>/dev/null; true"));
+  const nlohmann::json before = fs_ops(ctl);
+  auto r = sh("set -e; for i in $(seq 100); do mkdir -p a/b/c; done; "
+              "for i in $(seq 50); do mktemp -p a/b/c > /dev/null; done; ls a/b/c | wc -l");
+  ASSERT_OK(r);
+  EXPECT_EQ(r.out, "50\n");
+  const nlohmann::json after = fs_ops(ctl);
+  const std::string ops = "before: " + before.dump() + "\nafter: " + after.dump();
+  EXPECT_EQ(added(before, after, "MKDIR"), 0u) << ops;
+  EXPECT_EQ(added(before, after, "CREATE"), 50u) << ops;
+  // One per new name (its negative lookup); stock 6.1 adds 300 for the mkdirs.
+  EXPECT_LE(added(before, after, "LOOKUP"), 60u) << ops;
+  // The guest last saw `late` missing; made on the host, it is still there
+  // for an exclusive create, and left as the host made it.
+  write_file(ws("late"), "host\n");
+  r = sh("mkdir late");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("File exists"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(ws("late")), "host\n");
+}
+
+TEST_F(FsTest, ChownAsksNoCapability) {
+  // guest-image/kernel-patches/0004: a chown trusts S_NOSEC instead of
+  // asking for security.capability first (the server and the host drop
+  // capabilities themselves). Stock 6.1 sends a GETXATTR per file chowned,
+  // as by an untar or `cp -a` as root.
+  const std::string ctl = boot_worktree_with_control();
+  ASSERT_OK(sh("mkdir d && cd d && for i in $(seq 100); do echo $i > f$i; done"));
+  const nlohmann::json before = fs_ops(ctl);
+  auto r = sh("set -e; cd d; for i in $(seq 100); do chown 1000:1000 f$i; done; stat -c %u:%g f42", "0");
+  ASSERT_OK(r);
+  EXPECT_EQ(r.out, "1000:1000\n");
+  const nlohmann::json after = fs_ops(ctl);
+  const std::string ops = "before: " + before.dump() + "\nafter: " + after.dump();
+  EXPECT_EQ(added(before, after, "SETATTR"), 100u) << ops;
+  EXPECT_EQ(added(before, after, "GETXATTR"), 0u) << ops;
+  struct stat st{};
+  ASSERT_EQ(::stat(ws("d/f42").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+}
+
 TEST_F(FsTest, WorktreeReadsOfCachedFilesAskNothing) {
   // Under worktree the guest uses files without OPEN, RELEASE or FLUSH
   // (FUSE_NO_OPEN_SUPPORT): a file it has read costs no request to read
   // again; an append still lands at the host's end of file.
-  cache_ = "worktree";
-  const std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
-  boot({.vmm_args = {"--control", ctl}});
+  const std::string ctl = boot_worktree_with_control();
   write_file(ws("f"), "data\n");
   fs::create_directories(ws(".git/logs"));
   write_file(ws(".git/logs/HEAD"), "one\n");
