@@ -39,6 +39,7 @@
 
 #include "devices/fs/inode_table.h"
 #include "devices/fs/io_engine.h"
+#include "devices/fs/node_lru.h"
 #include "vmm/unique_fd.h"
 
 namespace ksbox::devices::fs {
@@ -283,12 +284,7 @@ class Passthrough {
                     std::string_view name = {});
   int add_handle(UniqueFd fd, bool dir, uint64_t& fh);
   Handle* handle(uint64_t fh, bool dir);
-  // A directory read with fh 0 (implicit_dirs). Nodeids are never reused.
-  struct DirStream {
-    uint64_t nodeid;
-    Handle h;
-  };
-  // One stream per directory, the most recently read kept: a guest reading
+  // A directory read with fh 0 (implicit_dirs): one stream per directory, the most recently read kept: a guest reading
   // several at once (find, rm -rf, which deletes as it goes) continues
   // each where it stopped, with no seek (see Handle).
   static constexpr size_t kMaxDirStreams = 64;
@@ -302,7 +298,6 @@ class Passthrough {
   // read-write where the host allows (else read-only, else write-only) and
   // kept for the most recently used nodes. `write`: the caller will write.
   struct FileStream {
-    uint64_t nodeid;
     Handle h;
     int access;  // O_RDONLY, O_WRONLY or O_RDWR
   };
@@ -337,9 +332,9 @@ class Passthrough {
   UniqueFd proc_self_fd_;
   InodeTable inodes_;
   std::unordered_map<uint64_t, Handle> handles_;
-  std::list<DirStream> dir_streams_;  // most recently read first
+  NodeLru<Handle> dir_streams_;
   bool implicit_dirs_ = false;
-  std::list<FileStream> file_streams_;  // most recently used first
+  NodeLru<FileStream> file_streams_;
   bool implicit_files_ = false;
   uint64_t next_fh_ = 1;
   bool writeback_ = false;

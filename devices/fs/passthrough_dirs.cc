@@ -54,11 +54,7 @@ bool Passthrough::room_for_fd() {
 }
 
 Passthrough::Handle* Passthrough::dir_stream(uint64_t nodeid, int& err) {
-  for (auto it = dir_streams_.begin(); it != dir_streams_.end(); ++it) {
-    if (it->nodeid != nodeid) continue;
-    dir_streams_.splice(dir_streams_.begin(), dir_streams_, it);
-    return &dir_streams_.front().h;
-  }
+  if (Handle* h = dir_streams_.use(nodeid)) return h;
   if (dir_streams_.size() >= kMaxDirStreams) dir_streams_.pop_back();
   if (!room_for_fd()) {
     err = -ENFILE;
@@ -66,8 +62,7 @@ Passthrough::Handle* Passthrough::dir_stream(uint64_t nodeid, int& err) {
   }
   UniqueFd fd;
   if ((err = open_dir(nodeid, fd))) return nullptr;
-  dir_streams_.push_front(DirStream{nodeid, Handle{std::move(fd), true}});
-  return &dir_streams_.front().h;
+  return &dir_streams_.push_front(nodeid, Handle{std::move(fd), true});
 }
 
 int Passthrough::readdir(uint64_t nodeid, uint64_t fh, uint64_t offset, size_t size, bool plus,

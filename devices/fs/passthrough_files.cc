@@ -14,9 +14,12 @@ namespace ksbox::devices::fs {
 
 uint64_t Passthrough::forget(uint64_t nodeid, uint64_t n) {
   const uint64_t excess = inodes_.forget(nodeid, n);
-  // Its fd would keep an unlinked file's blocks on the host.
-  if (!file_streams_.empty() && !inodes_.known(nodeid))
-    file_streams_.remove_if([nodeid](const FileStream& s) { return s.nodeid == nodeid; });
+  // Its fd would keep an unlinked file's blocks (or a removed directory)
+  // on the host; nodeids are never reused.
+  if (!inodes_.known(nodeid)) {
+    file_streams_.erase(nodeid);
+    dir_streams_.erase(nodeid);
+  }
   return excess;
 }
 
@@ -27,19 +30,15 @@ Passthrough::Handle* Passthrough::file_handle(uint64_t nodeid, uint64_t fh, bool
 }
 
 Passthrough::Handle* Passthrough::file_stream(uint64_t nodeid, bool write, int& err) {
-  auto it = file_streams_.begin();
-  while (it != file_streams_.end() && it->nodeid != nodeid) ++it;
-  if (it != file_streams_.end()) {
-    file_streams_.splice(file_streams_.begin(), file_streams_, it);
-    FileStream& s = file_streams_.front();
+  if (FileStream* s = file_streams_.use(nodeid)) {
     // One-way because the host said so when it was opened: ask again.
-    if (s.access != (write ? O_RDONLY : O_WRONLY)) return &s.h;
+    if (s->access != (write ? O_RDONLY : O_WRONLY)) return &s->h;
     UniqueFd fd;
     int access = 0;
     if ((err = open_stream(nodeid, write, fd, access))) return nullptr;
-    s.h.fd = std::move(fd);
-    s.access = access;
-    return &s.h;
+    s->h.fd = std::move(fd);
+    s->access = access;
+    return &s->h;
   }
   if (!room_for_stream()) {
     err = -ENFILE;
@@ -48,8 +47,7 @@ Passthrough::Handle* Passthrough::file_stream(uint64_t nodeid, bool write, int& 
   UniqueFd fd;
   int access = 0;
   if ((err = open_stream(nodeid, write, fd, access))) return nullptr;
-  file_streams_.push_front(FileStream{nodeid, Handle{std::move(fd), false}, access});
-  return &file_streams_.front().h;
+  return &file_streams_.push_front(nodeid, FileStream{Handle{std::move(fd), false}, access}).h;
 }
 
 int Passthrough::open_stream(uint64_t nodeid, bool write, UniqueFd& out, int& access) {
@@ -88,7 +86,7 @@ bool Passthrough::room_for_stream() {
 
 void Passthrough::adopt_stream(uint64_t nodeid, UniqueFd fd) {
   if (!room_for_stream()) return;  // the first I/O opens one
-  file_streams_.push_front(FileStream{nodeid, Handle{std::move(fd), false}, O_RDWR});
+  file_streams_.push_front(nodeid, FileStream{Handle{std::move(fd), false}, O_RDWR});
 }
 
 }  // namespace ksbox::devices::fs

@@ -76,6 +76,27 @@ TEST(FuseImplicitDirs, WorktreeAndAlwaysListWithoutOpendir) {
   }
 }
 
+// The stream of a directory the guest forgot goes with it: its fd would
+// keep a removed directory on the host.
+TEST(FuseImplicitDirs, ForgottenDirectoryLosesItsStream) {
+  TempDir d;
+  make_files(d.path() / "sub", 2);
+  FuseClient c(d.path(), PassthroughOptions{}.with_cache(CachePolicy::kWorktree));
+  ASSERT_EQ(c.init(7, 38, kGuestFlags).error(), 0);
+  const uint64_t sub = c.lookup(1, "sub").nodeid;
+  ASSERT_NE(sub, 0u);
+  // READDIR, not READDIRPLUS: no entry may hold `sub` (or hold on to it).
+  EXPECT_EQ(read_chunk(c, sub, 0, 1024, FUSE_READDIR).names.size(), 2u);
+  EXPECT_EQ(read_chunk(c, 1, 0, 1024, FUSE_READDIR).error, 0);
+  EXPECT_EQ(c.server.fs().dir_stream_count(), 2u);
+  fuse_forget_in fo{};
+  fo.nlookup = 1;
+  c.send(FUSE_FORGET, sub, Args().add(fo));
+  EXPECT_EQ(c.server.fs().dir_stream_count(), 1u);  // the root's stays
+  EXPECT_NE(read_chunk(c, sub, 0, 1024, FUSE_READDIR).error, 0);
+  EXPECT_EQ(read_chunk(c, 1, 0, 1024, FUSE_READDIR).names.size(), 1u);
+}
+
 // auto and never keep no listing, which a guest without OPENDIR would; and
 // a guest that does not offer it opens directories as ever.
 TEST(FuseImplicitDirs, OtherwiseOpendirStays) {
