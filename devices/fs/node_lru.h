@@ -1,7 +1,7 @@
 // One value per node for the most recently used nodes (Passthrough's
 // directory and file streams), found, used and dropped by nodeid in O(1):
-// every READ or WRITE with fh 0 looks its node up, and every FORGET drops
-// it, so a walk of the list there cost a pass over all of it per request.
+// every READ or WRITE with fh 0 looks its node up and every FORGET drops
+// it, where a walk of the list could pass over all of it per request.
 #pragma once
 
 #include <cstddef>

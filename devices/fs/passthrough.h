@@ -28,7 +28,6 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -284,9 +283,10 @@ class Passthrough {
                     std::string_view name = {});
   int add_handle(UniqueFd fd, bool dir, uint64_t& fh);
   Handle* handle(uint64_t fh, bool dir);
-  // A directory read with fh 0 (implicit_dirs): one stream per directory, the most recently read kept: a guest reading
-  // several at once (find, rm -rf, which deletes as it goes) continues
-  // each where it stopped, with no seek (see Handle).
+  // A directory read with fh 0 (implicit_dirs): one stream per directory,
+  // the most recently read kept, so a guest reading several at once (find,
+  // rm -rf, which deletes as it goes) continues each where it stopped, with
+  // no seek (see Handle).
   static constexpr size_t kMaxDirStreams = 64;
   Handle* dir_stream(uint64_t nodeid, int& err);
   // The node's directory, opened for reading.
