@@ -108,11 +108,15 @@ void VirtioFs::serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chai
 void VirtioFs::process_queue(uint16_t index) {
   std::lock_guard lock(mu_);
   if (!ctx_ || !server_ || index >= ctx_->queues.size()) return;
-  if (index != kHiprioQueue) drain(kHiprioQueue);
-  drain(index);
+  // The FORGETs waiting first. One interrupt then covers them and the
+  // replies (one line, one used-buffer bit): one apiece would wake the
+  // guest that waits for the reply twice, an exit and a HLT more.
+  bool notify = index != kHiprioQueue && drain(kHiprioQueue);
+  notify = drain(index) || notify;
+  if (notify) ctx_->interrupt->signal_used_queue(index);
 }
 
-void VirtioFs::drain(uint16_t index) {
+bool VirtioFs::drain(uint16_t index) {
   auto& q = ctx_->queues[index];
   const GuestMemory& mem = *ctx_->mem;
   bool used = false;
@@ -131,7 +135,7 @@ void VirtioFs::drain(uint16_t index) {
     }
     used = true;
   }
-  if (used && q.should_notify(mem)) ctx_->interrupt->signal_used_queue(index);
+  return used && q.should_notify(mem);
 }
 
 }  // namespace ksbox::devices::fs

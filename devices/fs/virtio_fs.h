@@ -57,9 +57,9 @@ class VirtioFs final : public virtio::VirtioDevice {
  private:
   std::unique_ptr<FuseServer> make_server() const;
   void serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chain);
-  // Serves every chain waiting on queue `index`, then interrupts if the
-  // driver wants it. With mu_ held and a context.
-  void drain(uint16_t index);
+  // Serves every chain waiting on queue `index`; whether the driver wants
+  // an interrupt for them. With mu_ held and a context.
+  bool drain(uint16_t index);
 
   // FORGETs the guest gathers before it kicks: each kick and interrupt is
   // an exit, and a FORGET only lets the server close an fd. A request on

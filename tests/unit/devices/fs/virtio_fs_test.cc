@@ -136,5 +136,34 @@ TEST_F(VirtioFsTest, ForgetsWaitForABatchOrTheNextRequest) {
   EXPECT_EQ(request(FUSE_GETATTR, node, Args().add(gi)).error, -ESTALE);
 }
 
+// The guest waiting for a reply wakes once, not once for the FORGETs the
+// request drained and again for the reply.
+TEST_F(VirtioFsTest, ARequestAndTheForgetsItDrainsShareOneInterrupt) {
+  const Answer e = request(FUSE_LOOKUP, 1, Args().str("f"));
+  ASSERT_EQ(e.error, 0);
+  fuse_entry_out entry{};
+  std::memcpy(&entry, e.body.data(), sizeof entry);
+  // Both queues' callbacks on, as Linux's driver leaves them: an interrupt
+  // is wanted for the next used buffer of either.
+  hiprio_.set_used_event(hiprio_.used_idx());
+  req_.set_used_event(req_.used_idx());
+  forget(entry.nodeid, 0);
+  const int before = irq_.used;
+  fuse_getattr_in gi{};
+  EXPECT_EQ(request(FUSE_GETATTR, 1, Args().add(gi)).error, 0);
+  EXPECT_EQ(forgets_served(), 1u);
+  EXPECT_EQ(hiprio_.used_idx(), 1);
+  EXPECT_EQ(irq_.used - before, 1);
+  // With only the FORGETs wanting one, the request still raises it.
+  req_.set_used_event(static_cast<uint16_t>(req_.used_idx() + 5));
+  hiprio_.set_used_event(hiprio_.used_idx());
+  ASSERT_EQ(request(FUSE_LOOKUP, 1, Args().str("f")).error, 0);
+  forget(entry.nodeid, 1);
+  const int before2 = irq_.used;
+  EXPECT_EQ(request(FUSE_GETATTR, 1, Args().add(gi)).error, 0);
+  EXPECT_EQ(hiprio_.used_idx(), 2);
+  EXPECT_EQ(irq_.used - before2, 1);
+}
+
 }  // namespace
 }  // namespace ksbox::devices::fs::testing
