@@ -2,12 +2,19 @@
 """Summarises benchmarks/fs/run-guest: reads the FSBENCH lines of the logs
 of the sides that ran (ksbox-vmm's console, QEMU's console, the native run,
 ksbox-vmm with --share-cache always, ksbox-vmm with cache=worktree and the
-guest's caches kept), prints per-side checks, a header and the RESULT lines
-(medians over the passes):
+guest's caches kept, QEMU with Debian's virtiofsd cold and warm, the work on
+the guest's own tmpfs), prints per-side checks, a header and the RESULT
+lines (medians over the passes):
   RESULT <metric> ksbox=… peer=qemu-9p:… ratio=ksbox/peer
   RESULT <metric>_vs_native ksbox=… peer=native:… ratio=ksbox/peer
   RESULT <metric>_warm_vs_native ksbox=<warm> peer=native:… ratio=warm/peer
   RESULT <metric>_always ksbox=<always> peer=ksbox-auto:… ratio=always/auto
+  RESULT <metric>_vs_virtiofsd ksbox=… peer=virtiofsd:… ratio=ksbox/peer
+  RESULT <metric>_warm_vs_virtiofsd ksbox=<warm> peer=virtiofsd-warm:… ratio=warm/peer
+  RESULT <metric>_warm_vs_guest ksbox=<warm> peer=guest-tmpfs:… ratio=warm/peer
+and, as comments, virtiofsd's and guest-tmpfs's own ratios to native (what
+the harness costs any virtio-fs server, and any guest: guest-tmpfs is the
+work on a tmpfs inside the ksbox guest).
 Times are in ms (lower is better); seq_* in MiB/s and rand_* in IOPS (higher
 is better). Exits 1 when a side did not finish."""
 import argparse
@@ -73,6 +80,9 @@ def main():
     ap.add_argument("native")
     ap.add_argument("always", nargs="?")
     ap.add_argument("warm", nargs="?")
+    ap.add_argument("virtiofsd", nargs="?")
+    ap.add_argument("virtiofsd_warm", nargs="?")
+    ap.add_argument("guest_tmpfs", nargs="?")
     args = ap.parse_args()
 
     ran = args.sides.split(",")
@@ -81,7 +91,9 @@ def main():
     sys.stdout.flush()
     for name, side, path in (("ksbox", "ksbox", args.ksbox), ("qemu-9p", "qemu", args.qemu),
                              ("native", "native", args.native), ("ksbox-always", "ksbox-always", args.always),
-                             ("ksbox-warm", "ksbox-warm", args.warm)):
+                             ("ksbox-warm", "ksbox-warm", args.warm), ("virtiofsd", "virtiofsd", args.virtiofsd),
+                             ("virtiofsd-warm", "virtiofsd-warm", args.virtiofsd_warm),
+                             ("guest-tmpfs", "guest-tmpfs", args.guest_tmpfs)):
         if side not in ran or not path:
             continue
         steps, checks, done, fail, lines = parse(path)
@@ -105,9 +117,20 @@ def main():
           f"{args.files} files, {args.mib} MiB sequential, {args.randops} random 4 KiB requests, "
           f"{args.smallkib} KiB in 128-byte writes; "
           "guests: 1 vCPU, 1 GiB, caches dropped before each step (ksbox-warm: kept, cache=worktree); "
-          f"qemu-9p: security_model={args.qemu_model}, msize=512000, cache=none; ms lower is better, MiB/s and IOPS higher is better")
+          f"qemu-9p: security_model={args.qemu_model}, msize=512000, cache=none; "
+          "virtiofsd: cache=auto (warm: always, caches kept); guest-tmpfs: on a tmpfs in the ksbox guest; "
+          "ms lower is better, MiB/s and IOPS higher is better")
+    for name in ("virtiofsd", "virtiofsd-warm", "guest-tmpfs"):
+        if name in sides and "native" in sides:
+            ratios = [f"{m}={sides[name][m][0] / sides['native'][m][0]:.2f}" for m in TIMED + RATES
+                      if sides[name].get(m) and sides["native"].get(m)]
+            if ratios:
+                print(f"# {name} against native: {' '.join(ratios)}")
     for ours, peer, suffix in (("ksbox", "qemu-9p", ""), ("ksbox", "native", "_vs_native"),
-                               ("ksbox-warm", "native", "_warm_vs_native"), ("ksbox-always", "ksbox", "_always")):
+                               ("ksbox-warm", "native", "_warm_vs_native"), ("ksbox-always", "ksbox", "_always"),
+                               ("ksbox", "virtiofsd", "_vs_virtiofsd"),
+                               ("ksbox-warm", "virtiofsd-warm", "_warm_vs_virtiofsd"),
+                               ("ksbox-warm", "guest-tmpfs", "_warm_vs_guest")):
         if ours not in sides or peer not in sides:
             continue
         label = "ksbox-auto" if peer == "ksbox" else peer
