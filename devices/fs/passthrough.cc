@@ -467,7 +467,7 @@ int Passthrough::adopt_created(UniqueFd fd, fuse_entry_out& out, uint64_t& fh, u
   // open_tree() without OPEN_TREE_CLONE is an O_PATH open of the fd itself,
   // at half the cost of the magic link; a seccomp filter may refuse it.
   UniqueFd path(static_cast<int>(::syscall(SYS_open_tree, fd.get(), "", AT_EMPTY_PATH | OPEN_TREE_CLOEXEC)));
-  if (!path) path = UniqueFd(::openat(proc_self_fd_.get(), std::to_string(fd.get()).c_str(), O_PATH | O_CLOEXEC));
+  if (!path) path = reopen(fd.get(), O_PATH);
   if (!path) return -errno;
   if (int r = entry_from(std::move(path), out, parent, name)) return r;
   if (implicit_files_) {
