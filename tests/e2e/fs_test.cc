@@ -62,6 +62,10 @@ class FsTest : public GuestTest {
   static nlohmann::json fs_ops(const std::string& ctl) {
     return control_request(ctl, {{"cmd", "fs"}})["shares"][0]["ops"];
   }
+  // Two readings, for a failed expectation's message.
+  static std::string readings(const nlohmann::json& before, const nlohmann::json& after) {
+    return "before: " + before.dump() + "\nafter: " + after.dump();
+  }
   // Requests of opcode `op` between two fs_ops() readings.
   static uint64_t added(const nlohmann::json& before, const nlohmann::json& after, const std::string& op) {
     const nlohmann::json::json_pointer count("/" + op + "/count");
@@ -230,7 +234,7 @@ TEST_F(FsTest, CreatesAndUnlinksAskNothingTheyLeaveAlone) {
               "for i in $(seq 200); do unlink f$i; done; stat -c %Y .; ls | wc -l");
   ASSERT_OK(r);
   const nlohmann::json after = fs_ops(ctl);
-  const std::string ops = "before: " + before.dump() + "\nafter: " + after.dump();
+  const std::string ops = readings(before, after);
   EXPECT_EQ(added(before, after, "CREATE"), 200u) << ops;
   EXPECT_EQ(added(before, after, "UNLINK"), 200u) << ops;
   // The directory's two stats ask (its times changed).
@@ -261,7 +265,7 @@ TEST_F(FsTest, ExclusiveCreatesTrustFreshEntries) {
   ASSERT_OK(r);
   EXPECT_EQ(r.out, "50\n");
   const nlohmann::json after = fs_ops(ctl);
-  const std::string ops = "before: " + before.dump() + "\nafter: " + after.dump();
+  const std::string ops = readings(before, after);
   EXPECT_EQ(added(before, after, "MKDIR"), 0u) << ops;
   EXPECT_EQ(added(before, after, "CREATE"), 50u) << ops;
   // One per new name (its negative lookup); stock 6.1 adds 300 for the mkdirs.
@@ -287,7 +291,7 @@ TEST_F(FsTest, ChownAsksNoCapability) {
   ASSERT_OK(r);
   EXPECT_EQ(r.out, "1000:1000\n");
   const nlohmann::json after = fs_ops(ctl);
-  const std::string ops = "before: " + before.dump() + "\nafter: " + after.dump();
+  const std::string ops = readings(before, after);
   EXPECT_EQ(added(before, after, "SETATTR"), 100u) << ops;
   EXPECT_EQ(added(before, after, "GETXATTR"), 0u) << ops;
   struct stat st{};
@@ -310,7 +314,7 @@ TEST_F(FsTest, WorktreeReadsOfCachedFilesAskNothing) {
   EXPECT_EQ(r.out, "    300 data\n");
   const nlohmann::json after = control_request(ctl, {{"cmd", "fs"}})["shares"][0];
   EXPECT_LT(after["requests"].get<uint64_t>() - before["requests"].get<uint64_t>(), 10u)
-      << "before: " << before.dump() << "\nafter: " << after.dump();
+      << readings(before, after);
   // One OPEN and one FLUSH, answered ENOSYS: the guest's cue to stop asking.
   for (const std::string op : {"OPEN", "FLUSH"})
     EXPECT_EQ(after.value(nlohmann::json::json_pointer("/ops/" + op + "/count"), 0), 1) << after.dump();
