@@ -11,30 +11,44 @@
 
 namespace ksbox::devices::fs {
 
+size_t InodeTable::KeyHash::operator()(const Key& k) const {
+  // Buckets are picked by the low bits: mix all of both into them.
+  uint64_t h = (uint64_t{k.ino} ^ (uint64_t{k.dev} * 0x9e3779b97f4a7c15)) * 0xbf58476d1ce4e5b9;
+  return static_cast<size_t>(h ^ (h >> 31));
+}
+
 InodeTable::InodeTable(UniqueFd root, dev_t dev, ino_t ino, size_t max_inodes, size_t max_fds)
     : max_inodes_(max_inodes), max_fds_(max_fds) {
-  Inode r;
-  r.fd = std::make_shared<const UniqueFd>(std::move(root));
-  r.dev = dev;
-  r.ino = ino;
-  r.nlookup = 1;
-  nodes_.emplace(kRootId, std::move(r));
-  by_key_.emplace(Key{dev, ino}, kRootId);
+  Inode& r = allocate(dev, ino);  // slot 0: kRootId
+  r.fd = new SharedFd(std::move(root));
 }
 
-Inode* InodeTable::node(uint64_t nodeid) {
-  auto it = nodes_.find(nodeid);
-  return it == nodes_.end() ? nullptr : &it->second;
-}
-
-const Inode* InodeTable::get(uint64_t nodeid) const {
-  auto it = nodes_.find(nodeid);
-  return it == nodes_.end() ? nullptr : &it->second;
+Inode& InodeTable::allocate(dev_t dev, ino_t ino) {
+  Inode* n;
+  if (free_slots_.empty()) {
+    n = &slots_.emplace_back();
+    n->id = slots_.size();
+  } else {
+    const uint32_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    n = &slots_[slot];
+    n->id += kGeneration + slot + 1;  // drop() kept the generation, without the slot
+  }
+  n->dev = dev;
+  n->ino = ino;
+  n->nlookup = 1;
+  if (by_key_.size() >= buckets_.size()) {  // at most one node per bucket on average
+    std::vector<ByKey::bucket_type> more(buckets_.size() * 2);
+    by_key_.rehash(ByKey::bucket_traits(more.data(), more.size()));
+    buckets_.swap(more);
+  }
+  by_key_.insert(*n);
+  return *n;
 }
 
 uint64_t InodeTable::find(dev_t dev, ino_t ino) const {
   auto it = by_key_.find(Key{dev, ino});
-  return it == by_key_.end() ? 0 : it->second;
+  return it == by_key_.end() ? 0 : it->id;
 }
 
 void InodeTable::touch(Inode& n) {
@@ -57,7 +71,7 @@ const PathFd& InodeTable::install(Inode& n, UniqueFd fd) {
     return n.fd;  // `fd`, a second handle on the same inode, closes here
   }
   while (open_fds() >= max_fds_ && open_fds() > 0) evict_one();
-  n.fd = std::make_shared<const UniqueFd>(std::move(fd));
+  n.fd = new SharedFd(std::move(fd));
   lru_of(n).push_front(n);
   return n.fd;
 }
@@ -122,15 +136,14 @@ bool InodeTable::within_dir_named(uint64_t nodeid, std::string_view name) const 
   return true;  // deeper than re-opening would follow: the cautious answer
 }
 
-void InodeTable::set_name(uint64_t nodeid, uint64_t parent, std::string_view name) {
-  Inode& n = nodes_.at(nodeid);
+void InodeTable::set_name(Inode& n, uint64_t parent, std::string_view name) {
   if (!n.name.empty() && n.parent == parent && n.name == name) return;
   Inode* p = nullptr;
   if (!name.empty()) {
     p = node(parent);
     // Keep the old name where this one would close a loop of parent links:
     // only a node with named children can be an ancestor of another.
-    if (!p || nodeid == parent || (n.children != 0 && is_ancestor(nodeid, parent))) return;
+    if (!p || n.id == parent || (n.children != 0 && is_ancestor(n.id, parent))) return;
   }
   const bool was_named = !n.name.empty();
   const uint64_t old_parent = n.parent;
@@ -145,47 +158,36 @@ void InodeTable::set_name(uint64_t nodeid, uint64_t parent, std::string_view nam
   if (was_named) unparent(old_parent);
 }
 
-void InodeTable::add_ref(uint64_t id, Inode& n, uint64_t parent, std::string_view name) {
+void InodeTable::add_ref(Inode& n, uint64_t parent, std::string_view name) {
   if (n.nlookup < UINT64_MAX) ++n.nlookup;
   // The most recent name is a valid one (any of a file's hard links is).
-  if (!name.empty() && id != kRootId) set_name(id, parent, name);
+  if (!name.empty() && n.id != kRootId) set_name(n, parent, name);
 }
 
 uint64_t InodeTable::ref_known(dev_t dev, ino_t ino, uint64_t parent, std::string_view name) {
   auto it = by_key_.find(Key{dev, ino});
   if (it == by_key_.end()) return 0;
-  const uint64_t id = it->second;
-  Inode& n = nodes_.at(id);
-  add_ref(id, n, parent, name);
-  touch(n);
-  return id;
+  add_ref(*it, parent, name);
+  touch(*it);
+  return it->id;
 }
 
 uint64_t InodeTable::ref(UniqueFd fd, dev_t dev, ino_t ino, uint64_t parent, std::string_view name) {
-  auto [key, added] = by_key_.try_emplace(Key{dev, ino}, next_id_);
-  if (!added) {
-    const uint64_t id = key->second;
-    Inode& n = nodes_.at(id);
-    add_ref(id, n, parent, name);
-    if (fd) install(n, std::move(fd));
-    return id;
+  if (auto it = by_key_.find(Key{dev, ino}); it != by_key_.end()) {
+    add_ref(*it, parent, name);
+    if (fd) install(*it, std::move(fd));
+    return it->id;
   }
-  if (nodes_.size() >= max_inodes_) {
-    by_key_.erase(key);
-    return 0;
-  }
-  const uint64_t id = next_id_++;
-  Inode& n = nodes_.try_emplace(id).first->second;
-  n.dev = dev;
-  n.ino = ino;
-  n.nlookup = 1;
-  if (!name.empty()) set_name(id, parent, name);
+  if (size() >= max_inodes_) return 0;
+  Inode& n = allocate(dev, ino);
+  if (!name.empty()) set_name(n, parent, name);
   install(n, std::move(fd));
-  return id;
+  return n.id;
 }
 
 void InodeTable::renamed(uint64_t nodeid, uint64_t parent, std::string_view name) {
-  if (nodeid != kRootId && known(nodeid) && !name.empty()) set_name(nodeid, parent, name);
+  Inode* n = node(nodeid);
+  if (n && nodeid != kRootId && !name.empty()) set_name(*n, parent, name);
 }
 
 bool InodeTable::needs_fd_before_unname(uint64_t nodeid, uint64_t parent, std::string_view name) const {
@@ -196,53 +198,48 @@ bool InodeTable::needs_fd_before_unname(uint64_t nodeid, uint64_t parent, std::s
 void InodeTable::unnamed(uint64_t nodeid, uint64_t parent, std::string_view name, UniqueFd keep) {
   Inode* n = node(nodeid);
   if (!n || nodeid == kRootId || n->name.empty() || n->parent != parent || n->name != name) return;
-  set_name(nodeid, 0, {});
+  set_name(*n, 0, {});
   if (keep) install(*n, std::move(keep));
-  collect(nodeid);
+  collect(*n);
 }
 
-void InodeTable::collect(uint64_t nodeid) {
-  if (nodeid == kRootId) return;
-  auto it = nodes_.find(nodeid);
-  if (it != nodes_.end()) collect(it);
+bool InodeTable::unused(const Inode& n) {
+  return n.id != kRootId && n.nlookup == 0 && n.children == 0;
 }
 
-bool InodeTable::unused(NodeIt it) {
-  const Inode& n = it->second;
-  return it->first != kRootId && n.nlookup == 0 && n.children == 0;
-}
-
-uint64_t InodeTable::drop(NodeIt it) {
-  Inode& n = it->second;
+uint64_t InodeTable::drop(Inode& n) {
   const uint64_t parent = n.name.empty() ? 0 : n.parent;
   if (n.fd) lru_of(n).erase(lru_of(n).iterator_to(n));
-  by_key_.erase(Key{n.dev, n.ino});
-  nodes_.erase(it);
+  by_key_.erase(by_key_.iterator_to(n));
+  n.fd.reset();
+  n.name.clear();
+  n.parent = 0;
+  free_slots_.push_back(static_cast<uint32_t>((n.id & (kGeneration - 1)) - 1));
+  n.id &= ~(kGeneration - 1);  // free: no nodeid matches; allocate() bumps the generation
   return parent;
 }
 
-void InodeTable::collect(NodeIt it) {
-  if (unused(it)) unparent(drop(it));
+void InodeTable::collect(Inode& n) {
+  if (unused(n)) unparent(drop(n));
 }
 
 void InodeTable::unparent(uint64_t parent) {
   // Up the chain while each parent loses its last reason to stay.
   while (parent != 0) {
-    auto it = nodes_.find(parent);
-    if (it == nodes_.end()) return;  // never: a named node keeps its parent
-    --it->second.children;
-    if (!unused(it)) return;
-    parent = drop(it);
+    Inode* p = node(parent);
+    if (!p) return;  // never: a named node keeps its parent
+    --p->children;
+    if (!unused(*p)) return;
+    parent = drop(*p);
   }
 }
 
 uint64_t InodeTable::forget(uint64_t nodeid, uint64_t n) {
-  auto it = nodes_.find(nodeid);
-  if (it == nodes_.end()) return 0;
-  Inode& node = it->second;
-  const uint64_t dropped = std::min(n, node.nlookup);
-  if (nodeid != kRootId) node.nlookup -= dropped;
-  collect(it);
+  Inode* node = this->node(nodeid);
+  if (!node) return 0;
+  const uint64_t dropped = std::min(n, node->nlookup);
+  if (nodeid != kRootId) node->nlookup -= dropped;
+  collect(*node);
   return n - dropped;
 }
 

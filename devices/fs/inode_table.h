@@ -19,20 +19,27 @@
 #include <sys/types.h>
 
 #include <boost/intrusive/list.hpp>
+#include <boost/intrusive/unordered_set.hpp>
+#include <boost/intrusive_ptr.hpp>
+#include <boost/smart_ptr/intrusive_ref_counter.hpp>
 #include <cstdint>
-#include <functional>
-#include <memory>
+#include <deque>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "vmm/unique_fd.h"
 
 namespace ksbox::devices::fs {
 
 // An inode's O_PATH fd, shared so that a caller's copy stays open while
-// other lookups evict the table's.
-using PathFd = std::shared_ptr<const UniqueFd>;
+// other lookups evict the table's. Counted without atomics: a table and
+// its fds belong to one thread.
+struct SharedFd : UniqueFd, boost::intrusive_ref_counter<SharedFd, boost::thread_unsafe_counter> {
+  explicit SharedFd(UniqueFd fd) : UniqueFd(std::move(fd)) {}
+};
+using PathFd = boost::intrusive_ptr<const SharedFd>;
 
 struct Inode {
   PathFd fd;  // O_PATH | O_NOFOLLOW; null while evicted
@@ -42,9 +49,12 @@ struct Inode {
   uint64_t parent = 0;    // with `name`: where it can be re-opened
   std::string name;       // empty: no known name
   uint64_t children = 0;  // named nodes whose parent this is
-  // In an LRU list while fd is set (never the root's); intrusive, so that
-  // a node costs no list allocation of its own.
+  // In an LRU list while fd is set (never the root's), and in the table's
+  // (dev, ino) index while in use; intrusive, so that a node costs no
+  // allocation of its own beyond its fd's.
   boost::intrusive::list_member_hook<> lru;
+  boost::intrusive::unordered_set_member_hook<> by_key;
+  uint64_t id = 0;  // its nodeid; only the generation bits while its slot is free
 };
 
 class InodeTable {
@@ -54,8 +64,8 @@ class InodeTable {
 
   InodeTable(UniqueFd root, dev_t dev, ino_t ino, size_t max_inodes, size_t max_fds);
 
-  const Inode* get(uint64_t nodeid) const;
-  bool known(uint64_t nodeid) const { return nodes_.contains(nodeid); }
+  const Inode* get(uint64_t nodeid) const;  // null if not a node in use
+  bool known(uint64_t nodeid) const { return get(nodeid) != nullptr; }
   // The node's O_PATH fd, re-opened by name if it was evicted: 0, or
   // -ESTALE (unknown node, no name, name gone or now another inode),
   // -ENFILE (out of descriptors), another -errno from the host.
@@ -85,50 +95,74 @@ class InodeTable {
   // Drops up to `n` references; returns how many asked for were beyond the
   // count (0 for an honest guest). Unknown nodeids are ignored.
   uint64_t forget(uint64_t nodeid, uint64_t n);
-  size_t size() const { return nodes_.size(); }
+  size_t size() const { return by_key_.size(); }
   size_t open_fds() const { return named_lru_.size() + unnamed_lru_.size(); }  // the root's aside
   size_t max_fds() const { return max_fds_; }
 
  private:
+  // A nodeid is a slot in `slots_` (low 32 bits, plus one: the root's slot
+  // 0 is FUSE_ROOT_ID) and that slot's generation (high 32 bits), bumped
+  // each time the slot is reused: found without hashing, and not handed out
+  // again until the generation wraps. Slots are kept for reuse, so the
+  // table's memory is that of the most nodes it ever held at once.
+  static constexpr uint64_t kGeneration = uint64_t{1} << 32;
+
   struct Key {
     dev_t dev;
     ino_t ino;
     bool operator==(const Key&) const = default;
   };
   struct KeyHash {
-    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.ino * 31 + k.dev); }
+    size_t operator()(const Key& k) const;
   };
-
-  Inode* node(uint64_t nodeid);
+  struct KeyOf {
+    using type = Key;
+    Key operator()(const Inode& n) const { return {n.dev, n.ino}; }
+  };
+  using ByKey = boost::intrusive::unordered_set<
+      Inode, boost::intrusive::member_hook<Inode, boost::intrusive::unordered_set_member_hook<>, &Inode::by_key>,
+      boost::intrusive::key_of_value<KeyOf>, boost::intrusive::hash<KeyHash>, boost::intrusive::power_2_buckets<true>>;
   using Lru = boost::intrusive::list<Inode, boost::intrusive::member_hook<Inode, boost::intrusive::list_member_hook<>, &Inode::lru>>;
+
+  Inode* node(uint64_t nodeid) { return const_cast<Inode*>(std::as_const(*this).get(nodeid)); }
+  // A node in a free slot (or a new one) for (dev, ino), indexed, count 1.
+  Inode& allocate(dev_t dev, ino_t ino);
   Lru& lru_of(const Inode& n) { return n.name.empty() ? unnamed_lru_ : named_lru_; }
   // Caches `fd` as the node's, evicting the least recently used first.
   const PathFd& install(Inode& n, UniqueFd fd);
   void evict_one();
   void touch(Inode& n);
-  // Adds a reference to the existing node `id`, named (parent, name) if set.
-  void add_ref(uint64_t id, Inode& n, uint64_t parent, std::string_view name);
+  // Adds a reference to the existing node `n`, named (parent, name) if set.
+  void add_ref(Inode& n, uint64_t parent, std::string_view name);
   // Sets or clears (parent, name), keeping child counts and LRU lists right.
-  void set_name(uint64_t nodeid, uint64_t parent, std::string_view name);
+  void set_name(Inode& n, uint64_t parent, std::string_view name);
   bool is_ancestor(uint64_t maybe_ancestor, uint64_t nodeid) const;
-  using NodeIt = std::unordered_map<uint64_t, Inode>::iterator;
-  // Removes nodes with no lookups and no named children, up the parent chain.
-  void collect(uint64_t nodeid);
-  void collect(NodeIt it);
+  // Removes the node if it has no lookups and no named children, and so on
+  // up the parent chain.
+  void collect(Inode& n);
   // A named child of `parent` is gone: one child fewer, and the parent
   // collected (and so on up) if that was what kept it.
   void unparent(uint64_t parent);
   // Whether the node has no lookups and no named children (never the root).
-  static bool unused(NodeIt it);
-  // Removes the node; returns its parent if it was named, else 0.
-  uint64_t drop(NodeIt it);
+  static bool unused(const Inode& n);
+  // Frees the node's slot; returns its parent if it was named, else 0.
+  uint64_t drop(Inode& n);
 
-  std::unordered_map<uint64_t, Inode> nodes_;
-  std::unordered_map<Key, uint64_t, KeyHash> by_key_;
-  Lru named_lru_, unnamed_lru_;  // most recently used first; after nodes_, so gone before them
-  uint64_t next_id_ = kRootId + 1;
+  std::deque<Inode> slots_;  // a deque: nodes never move, as the hooks need
+  std::vector<uint32_t> free_slots_;
+  std::vector<ByKey::bucket_type> buckets_{64};
+  ByKey by_key_{ByKey::bucket_traits(buckets_.data(), buckets_.size())};
+  Lru named_lru_, unnamed_lru_;  // most recently used first; after slots_, so gone before them
   size_t max_inodes_;
   size_t max_fds_;
 };
+
+// Inline: every request asks it, several times.
+inline const Inode* InodeTable::get(uint64_t nodeid) const {
+  const uint64_t slot = (nodeid & (kGeneration - 1)) - 1;  // nodeid 0: beyond any slot
+  if (slot >= slots_.size()) return nullptr;
+  const Inode& n = slots_[slot];
+  return n.id == nodeid ? &n : nullptr;
+}
 
 }  // namespace ksbox::devices::fs

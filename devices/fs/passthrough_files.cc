@@ -15,7 +15,7 @@ namespace ksbox::devices::fs {
 uint64_t Passthrough::forget(uint64_t nodeid, uint64_t n) {
   const uint64_t excess = inodes_.forget(nodeid, n);
   // Its fd would keep an unlinked file's blocks (or a removed directory)
-  // on the host; nodeids are never reused.
+  // on the host; its nodeid is not handed out again (see InodeTable).
   if (!inodes_.known(nodeid)) {
     file_streams_.erase(nodeid);
     dir_streams_.erase(nodeid);

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace ksbox::devices::fs {
 namespace {
 
@@ -57,6 +59,36 @@ TEST(InodeTable, RefKnownAddsAReferenceWithoutAnFd) {
   EXPECT_EQ(t.get(a)->name, "a2");  // the name it was just seen by
   EXPECT_EQ(t.forget(a, 2), 0u);
   EXPECT_EQ(t.get(a), nullptr);
+}
+
+TEST(InodeTable, AForgottenNodeidStaysUnknownAfterItsSlotIsReused) {
+  InodeTable t(path_fd(), 1, 2, 10, 10);
+  const uint64_t a = t.ref(path_fd(), 1, 5);
+  t.forget(a, 1);
+  const uint64_t b = t.ref(path_fd(), 1, 6);
+  EXPECT_EQ(b & 0xffffffffu, a & 0xffffffffu);  // the slot a left, reused...
+  EXPECT_NE(b, a);                              // ...under a new generation
+  EXPECT_EQ(t.get(a), nullptr);
+  EXPECT_FALSE(t.known(a));
+  EXPECT_EQ(t.forget(a, 1), 0u);  // a stale FORGET leaves b alone
+  ASSERT_NE(t.get(b), nullptr);
+  EXPECT_EQ(t.get(b)->ino, 6u);
+  for (const uint64_t bogus : {uint64_t{0}, uint64_t{1} << 32, ~uint64_t{0}, b + 1}) EXPECT_FALSE(t.known(bogus)) << bogus;
+}
+
+TEST(InodeTable, ThousandsOfNodesAreFoundByIdAndByDevIno) {
+  constexpr ino_t kNodes = 5000;  // the (dev, ino) index grows many times over
+  InodeTable t(path_fd(), 1, 2, kNodes + 1, 16);
+  std::vector<uint64_t> ids;
+  for (ino_t i = 0; i < kNodes; ++i) ids.push_back(t.ref(path_fd(), 7, 100 + i));
+  for (ino_t i = 0; i < kNodes; ++i) {
+    ASSERT_EQ(t.find(7, 100 + i), ids[i]);
+    ASSERT_EQ(t.get(ids[i])->ino, 100 + i);
+  }
+  for (ino_t i = 0; i < kNodes; i += 2) t.forget(ids[i], 1);
+  EXPECT_EQ(t.size(), 1 + kNodes / 2);
+  for (ino_t i = 0; i < kNodes; ++i) ASSERT_EQ(t.find(7, 100 + i), i % 2 ? ids[i] : 0u) << i;
+  EXPECT_EQ(t.find(1, 2), InodeTable::kRootId);
 }
 
 TEST(InodeTable, BoundedSize) {
