@@ -129,16 +129,17 @@ size_t FuseServer::handle(InSpans in, OutSpans out) {
   ++stats_.requests;
   const size_t have = total_size(in);
   RequestReader reader(in, have);
-  auto h = reader.read<fuse_in_header>();
-  if (!h) {
+  fuse_in_header hdr;  // read into, not zeroed first: this runs for every request
+  if (!reader.read(&hdr, sizeof hdr)) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kShortHeader)];
     return 0;
   }
+  Ctx c{hdr, reader, ReplyWriter(out), name_, name2_};
+  const fuse_in_header* h = &c.h;
   if (h->len != have) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kLengthMismatch)];
     return 0;
   }
-  Ctx c{*h, reader, ReplyWriter(out), name_, name2_};
   const bool no_reply = !has_reply(h->opcode);
   if (!no_reply && c.out.capacity() < kOutHdr) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kNoReplySpace)];
@@ -303,7 +304,7 @@ size_t FuseServer::dispatch(Ctx& c) {
   switch (op) {
     case FUSE_LOOKUP: {
       if (!c.component(c.name) || !c.done()) return fail(c, Malformed::kBadName, -EINVAL);
-      fuse_entry_out e{};
+      fuse_entry_out e;  // lookup() sets all of it on success
       return entry_reply(fs_->lookup(c.h.nodeid, Ctx::sv(c.name), e), e);
     }
     case FUSE_FORGET: {
@@ -315,7 +316,7 @@ size_t FuseServer::dispatch(Ctx& c) {
     case FUSE_GETATTR: {
       fuse_getattr_in gi{};
       if (auto bad = c.only_arg(gi)) return fail(c, *bad, -EINVAL);
-      fuse_attr_out ao{};
+      fuse_attr_out ao;  // getattr() sets all of it on success
       const auto fh = (gi.getattr_flags & FUSE_GETATTR_FH) ? std::optional<uint64_t>(gi.fh) : std::nullopt;
       const int r = fs_->getattr(c.h.nodeid, ao, fh);
       return r ? reply(c, r) : reply(c, 0, &ao, sizeof ao);

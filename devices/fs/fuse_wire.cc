@@ -63,21 +63,23 @@ bool RequestReader::take_spans(size_t n, SpanList<const uint8_t>& out) {
 
 bool RequestReader::read_cstring(size_t max_len, std::vector<char>& out) {
   out.clear();
-  // Scan without consuming, then consume string + NUL.
+  // Find the NUL without consuming (a span at a time), then consume string + NUL.
+  const size_t limit = std::min(remaining(), max_len + 1);  // bytes that may hold it
   size_t seg = seg_, off = seg_off_;
-  for (size_t i = 0; i < remaining() && i <= max_len; ++i) {
-    while (off == spans_[seg].size()) {
-      ++seg;
-      off = 0;
-    }
-    const char c = static_cast<char>(spans_[seg][off++]);
-    if (c == '\0') {
+  for (size_t i = 0; i < limit;) {
+    const auto& s = spans_[seg];
+    const size_t n = std::min(s.size() - off, limit - i);
+    if (const void* nul = std::memchr(s.data() + off, '\0', n)) {
+      i += static_cast<size_t>(static_cast<const uint8_t*>(nul) - (s.data() + off));
       out.resize(i);
       if (i) read(out.data(), i);
-      char nul;
-      read(&nul, 1);
+      char c;
+      read(&c, 1);
       return true;
     }
+    i += n;
+    ++seg;
+    off = 0;
   }
   return false;
 }
@@ -119,7 +121,8 @@ SpanList<uint8_t> ReplyWriter::spans_at(size_t off, size_t n) const {
 bool valid_name(std::string_view name) {
   if (name.empty() || name.size() > NAME_MAX) return false;
   if (name == "." || name == "..") return false;
-  return name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+  // One pass: names are short, and two memchr calls cost more than the scan.
+  return std::none_of(name.begin(), name.end(), [](char c) { return c == '/' || c == '\0'; });
 }
 
 }  // namespace ksbox::devices::fs

@@ -36,6 +36,7 @@ class NodeLru {
     items_.pop_back();
   }
   void erase(uint64_t nodeid) {
+    if (index_.empty()) return;  // every FORGET asks: spare it the hashing
     const auto it = index_.find(nodeid);
     if (it == index_.end()) return;
     items_.erase(it->second);

@@ -339,13 +339,14 @@ TEST_F(FuseServerTest, CountsRequestsByOpcode) {
   EXPECT_EQ(sum.requests, 2 * st.requests);
 }
 
-TEST_F(FuseServerTest, TimesEveryEighthRequestOfAnOpcodeAndEstimatesTheRest) {
-  for (int i = 0; i < 17; ++i) ASSERT_EQ(c.send(FUSE_GETATTR, 1, Args().add(fuse_getattr_in{})).error(), 0);
+TEST_F(FuseServerTest, TimesEveryNthRequestOfAnOpcodeAndEstimatesTheRest) {
+  constexpr uint64_t kSent = 2 * FuseStats::kTimeEvery + 1;
+  for (uint64_t i = 0; i < kSent; ++i) ASSERT_EQ(c.send(FUSE_GETATTR, 1, Args().add(fuse_getattr_in{})).error(), 0);
   const FuseStats::Op& op = c.server.stats().ops[FUSE_GETATTR];
-  EXPECT_EQ(op.count, 17u);
-  EXPECT_EQ(op.timed, 3u);  // the 1st, 9th and 17th
+  EXPECT_EQ(op.count, kSent);
+  EXPECT_EQ(op.timed, 3u);  // the first, the (N+1)th and the last
   ASSERT_GT(op.ns, 0u);
-  EXPECT_NEAR(static_cast<double>(op.est_ns()), static_cast<double>(op.ns) * 17 / 3, 1.0);
+  EXPECT_NEAR(static_cast<double>(op.est_ns()), static_cast<double>(op.ns) * kSent / 3, 1.0);
   EXPECT_EQ(FuseStats::Op{}.est_ns(), 0u);  // nothing timed: no estimate, no division by zero
 }
 
