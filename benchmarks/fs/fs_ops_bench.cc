@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -166,10 +167,20 @@ void syscall_create(benchmark::State& st) {
 // ---- READ / WRITE 4 KiB at random page-aligned offsets vs pread / pwrite ----
 
 // One page through the open `data` handle per iteration, at the random pages.
+// The page both sides write from (and the syscall side reads into): page
+// aligned, as the guest's page-cache pages are, and one page on both sides,
+// so that neither copies from memory the other has in cache.
+std::span<uint8_t> io_page() {
+  static const std::unique_ptr<uint8_t, decltype(&std::free)> page(
+      static_cast<uint8_t*>(std::aligned_alloc(kPage, kPage)), &std::free);
+  std::memset(page.get(), 'w', kPage);
+  return {page.get(), kPage};
+}
+
 void fuse_page_io(benchmark::State& st, uint32_t op) {
   Share* s = share(st);
   if (!s) return;
-  const std::vector<uint8_t> payload(kPage, 'w');
+  const std::span<const uint8_t> payload = io_page();
   std::vector<Request> reqs;
   for (size_t p = 0; p < kPages; ++p) {
     if (op == FUSE_READ) {
@@ -177,7 +188,7 @@ void fuse_page_io(benchmark::State& st, uint32_t op) {
       reqs.emplace_back(op, s->data, bytes_of(ri));
     } else {
       const fuse_write_in wi{.fh = s->data_fh, .offset = p * kPage, .size = kPage};
-      reqs.emplace_back(op, s->data, bytes_of(wi), payload);
+      reqs.emplace_back(op, s->data, bytes_of(wi), Request::Borrowed{payload});
     }
   }
   const auto& seq = random_pages();
@@ -200,7 +211,7 @@ void syscall_page_io(benchmark::State& st, bool write) {
   const UniqueFd fd(::open(s->host("data").c_str(), O_RDWR | O_CLOEXEC));
   if (!sys_ok(fd.valid(), "open", st)) return;
   const auto& seq = random_pages();
-  std::vector<uint8_t> buf(kPage, 'w');
+  const std::span<uint8_t> buf = io_page();
   size_t i = 0;
   for (auto _ : st) {
     const auto off = static_cast<off_t>(seq[i++ % seq.size()] * kPage);

@@ -53,23 +53,15 @@ inline std::string entry_name(size_t i) {
 // payload (name or write data) in separate readable spans.
 class Request {
  public:
-  Request(uint32_t opcode, uint64_t nodeid, std::span<const uint8_t> args, std::span<const uint8_t> payload = {}) {
-    fuse_in_header h{};
-    h.len = static_cast<uint32_t>(kInHdr + args.size() + payload.size());
-    h.opcode = opcode;
-    h.unique = 1;
-    h.nodeid = nodeid;
-    bytes_.resize(h.len);
-    std::memcpy(bytes_.data(), &h, kInHdr);
-    spans_[n_++] = {bytes_.data(), kInHdr};
-    size_t at = kInHdr;
-    for (const auto part : {args, payload}) {
-      if (part.empty()) continue;  // no empty spans, and no memcpy from nullptr
-      std::memcpy(bytes_.data() + at, part.data(), part.size());
-      spans_[n_++] = {bytes_.data() + at, part.size()};
-      at += part.size();
-    }
-  }
+  Request(uint32_t opcode, uint64_t nodeid, std::span<const uint8_t> args, std::span<const uint8_t> payload = {})
+      : Request(opcode, nodeid, args, payload, true) {}
+  // The payload not copied but pointed at, as the driver points at the
+  // page-cache pages that a WRITE carries: `payload` must outlive the request.
+  struct Borrowed {
+    std::span<const uint8_t> bytes;
+  };
+  Request(uint32_t opcode, uint64_t nodeid, std::span<const uint8_t> args, Borrowed payload)
+      : Request(opcode, nodeid, args, payload.bytes, false) {}
   Request(Request&&) = default;  // the vector's buffer, hence the spans, move along
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;
@@ -82,6 +74,28 @@ class Request {
   }
 
  private:
+  Request(uint32_t opcode, uint64_t nodeid, std::span<const uint8_t> args, std::span<const uint8_t> payload,
+          bool copy_payload) {
+    fuse_in_header h{};
+    h.len = static_cast<uint32_t>(kInHdr + args.size() + payload.size());
+    h.opcode = opcode;
+    h.unique = 1;
+    h.nodeid = nodeid;
+    bytes_.resize(copy_payload ? h.len : kInHdr + args.size());
+    std::memcpy(bytes_.data(), &h, kInHdr);
+    spans_[n_++] = {bytes_.data(), kInHdr};
+    size_t at = kInHdr;
+    const auto copy = [&](std::span<const uint8_t> part) {
+      if (part.empty()) return;  // no empty spans, and no memcpy from nullptr
+      std::memcpy(bytes_.data() + at, part.data(), part.size());
+      spans_[n_++] = {bytes_.data() + at, part.size()};
+      at += part.size();
+    };
+    copy(args);
+    if (copy_payload) copy(payload);
+    else if (!payload.empty()) spans_[n_++] = payload;
+  }
+
   std::vector<uint8_t> bytes_;
   std::array<std::span<const uint8_t>, 3> spans_{};
   size_t n_ = 0;
