@@ -3,9 +3,9 @@
 //  - inodes are O_PATH fds in an InodeTable, never paths; the table keeps a
 //    bounded number open and re-opens the others by verified name (see
 //    inode_table.h);
-//  - names are single components; every lookup is openat2(RESOLVE_BENEATH |
-//    RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) on the parent's fd with
-//    O_NOFOLLOW, so no "..", symlink or magic link leads out of the root;
+//  - names are single components (valid_name: no '/', not "." or "..");
+//    every lookup is open_beneath() on the parent's fd with O_NOFOLLOW, so
+//    no "..", symlink or magic link leads out of the root;
 //    a name that likely stands for an inode the table already holds (see
 //    entry_for) is first fstatat'ed, that one component and not followed,
 //    and then answered with that node, whose fd the table has or re-opens;
