@@ -34,8 +34,8 @@
 namespace ksbox::devices::fs {
 
 // An inode's O_PATH fd, shared so that a caller's copy stays open while
-// other lookups evict the table's. Counted without atomics: a table and
-// its fds belong to one thread.
+// other lookups evict the table's. Counted without atomics: the server
+// that owns the table serves one request at a time (VirtioFs holds its lock).
 struct SharedFd : UniqueFd, boost::intrusive_ref_counter<SharedFd, boost::thread_unsafe_counter> {
   explicit SharedFd(UniqueFd fd) : UniqueFd(std::move(fd)) {}
 };
