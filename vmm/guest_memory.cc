@@ -24,12 +24,22 @@ GuestMemory::GuestMemory(const std::vector<Layout>& layout) {
     if (sorted[i - 1].start.value() + sorted[i - 1].size > sorted[i].start.value())
       throw Error("guest memory regions overlap");
 
-  mapping_ = MmapRegion::anonymous(total);
+  // Each region where its host address agrees with its guest address in
+  // the low 21 bits: only there can KVM map a 2 MiB guest page with one
+  // huge page (else every 4 KiB page of the guest is a nested page fault
+  // of its own). The gaps between regions are never touched.
+  constexpr uint64_t kHuge = MmapRegion::kHugePage;
+  std::vector<uint64_t> offsets;
   uint64_t off = 0;
   for (const auto& l : sorted) {
-    regions_.push_back({l.start, l.size, mapping_.data() + off});
+    off += (l.start.value() - off) & (kHuge - 1);
+    offsets.push_back(off);
     off += l.size;
   }
+  mapping_ = MmapRegion::anonymous(off);
+  total_ = total;
+  for (size_t i = 0; i < sorted.size(); ++i)
+    regions_.push_back({sorted[i].start, sorted[i].size, mapping_.data() + offsets[i]});
 }
 
 std::optional<std::span<uint8_t>> GuestMemory::slice(GuestAddress addr, uint64_t len) const {

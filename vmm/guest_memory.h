@@ -79,10 +79,11 @@ class GuestMemory {
   DiscardResult discard(GuestAddress addr, uint64_t len) const;
 
   const std::vector<GuestRegion>& regions() const { return regions_; }
-  uint64_t total_size() const { return mapping_.size(); }
+  uint64_t total_size() const { return total_; }
 
  private:
   MmapRegion mapping_;
+  uint64_t total_ = 0;
   std::vector<GuestRegion> regions_;
 };
 

@@ -12,7 +12,9 @@ namespace ksbox {
 class MmapRegion {
  public:
   MmapRegion() = default;
-  // Anonymous private memory, reserved lazily (the guest's size is a limit).
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  // Anonymous private memory, reserved lazily (the guest's size is a limit);
+  // aligned to kHugePage when at least that large.
   static MmapRegion anonymous(size_t size);
   // Maps `size` bytes of `fd` at `offset` (shared, read-write).
   static MmapRegion shared_fd(int fd, size_t size, off_t offset = 0);

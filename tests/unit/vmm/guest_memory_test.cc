@@ -39,6 +39,21 @@ TEST_F(GuestMemoryTest, RegionsAreSortedAndTotalAddsUp) {
   EXPECT_NE(mem.regions()[0].host, mem.regions()[1].host);
 }
 
+// KVM maps a guest's 2 MiB page with one huge page only where the host and
+// guest addresses agree in their low 21 bits: every region is placed so.
+TEST(GuestMemoryLayout, RegionsAgreeWithTheirHostAddressesModulo2MiB) {
+  constexpr uint64_t kMiB = 1 << 20;
+  GuestMemory mem{{{GuestAddress(0), 3 * kMiB}, {GuestAddress(5 * kMiB), 3 * kMiB}, {GuestAddress(9 * kMiB + 0x3000), kMiB}}};
+  ASSERT_EQ(mem.regions().size(), 3u);
+  for (const auto& r : mem.regions())
+    EXPECT_EQ((reinterpret_cast<uintptr_t>(r.host) - r.start.value()) % (2 * kMiB), 0u) << r.start.value();
+  EXPECT_EQ(mem.total_size(), 7 * kMiB);  // the regions, not the gaps between them
+  // Writable end to end, each region its own memory.
+  for (const auto& r : mem.regions()) std::fill(r.host, r.host + r.size, static_cast<uint8_t>(r.start.value() >> 20));
+  EXPECT_EQ(mem.regions()[0].host[3 * kMiB - 1], 0);
+  EXPECT_EQ(mem.regions()[1].host[0], 5);
+}
+
 TEST_F(GuestMemoryTest, SliceInsideARegionPointsAtItsHostMapping) {
   auto s = mem.slice(GuestAddress(kHighStart + 0x123), 16);
   ASSERT_TRUE(s.has_value());
