@@ -1,9 +1,13 @@
 #include "cli/git/sandbox_clone.h"
 
+#include <fcntl.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -49,6 +53,24 @@ void require_small_file(int gitfd, const std::string& gitdir, const std::string&
     refuse(gitdir, fmt::format("{} is {} bytes (limit {})", name, e.st.st_size, limit));
 }
 
+// libgit2 sizes its entry table by the count in the index's header: a
+// made-up count would have it allocate gigabytes for a file of a few bytes.
+// Every entry takes at least 62 bytes (stat data, object id, flags) before
+// its path.
+void require_plausible_index(int gitfd, const std::string& gitdir) {
+  UniqueFd fd(::openat(gitfd, "index", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return;  // absent: checked by require_small_file
+  struct stat st{};
+  uint8_t hdr[12];
+  if (::fstat(fd.get(), &st) != 0 || ::pread(fd.get(), hdr, sizeof hdr, 0) != static_cast<ssize_t>(sizeof hdr))
+    return;  // too short to claim anything: libgit2 refuses it itself
+  if (std::memcmp(hdr, "DIRC", 4) != 0) return;
+  const uint64_t entries = uint64_t{hdr[8]} << 24 | uint64_t{hdr[9]} << 16 | uint64_t{hdr[10]} << 8 | hdr[11];
+  constexpr uint64_t kMinEntry = 62;
+  if (entries * kMinEntry > static_cast<uint64_t>(st.st_size) - sizeof hdr)
+    refuse(gitdir, fmt::format("its index claims {} entries in {} bytes", entries, st.st_size));
+}
+
 // Layout and size checks.
 void check_layout(const std::string& gitdir) {
   UniqueFd gitfd = open_directory(gitdir);
@@ -68,6 +90,7 @@ void check_layout(const std::string& gitdir) {
   require_small_file(gitfd.get(), gitdir, "HEAD", kMaxRefFile, true);
   require_small_file(gitfd.get(), gitdir, "packed-refs", kMaxPackedRefs, false);
   require_small_file(gitfd.get(), gitdir, "index", kMaxIndex, false);
+  require_plausible_index(gitfd.get(), gitdir);
   require_small_file(gitfd.get(), gitdir, "info/exclude", kMaxConfig, false);
   require_small_file(gitfd.get(), gitdir, "config", kMaxConfig, false);
   auto config = read_regular_file(gitfd.get(), "config", kMaxConfig);

@@ -90,6 +90,15 @@ TEST_F(HostileCloneTest, OversizedOrSpecialGitFilesAreRefused) {
   expect_refused("index is not a regular file");
 }
 
+TEST_F(HostileCloneTest, AnIndexClaimingMoreEntriesThanItHoldsIsRefused) {
+  // "DIRC", version 2, 0x40000001 entries, in 40 bytes: libgit2 would size a
+  // table for a billion entries (the fuzz target found it running out of memory).
+  std::string index("DIRC\0\0\0\2\x40\0\0\1", 12);
+  index.resize(40, '\0');
+  write_file(clone() / ".git/index", index);
+  expect_refused("its index claims 1073741825 entries in 40 bytes");
+}
+
 TEST_F(HostileCloneTest, SymlinkedBranchRefIsRefused) {
   fs::remove(clone() / ".git/refs/heads/main");
   fs::create_symlink(project() / ".git/refs/heads/main", clone() / ".git/refs/heads/main");
