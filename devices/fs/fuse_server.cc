@@ -135,18 +135,17 @@ size_t FuseServer::handle(InSpans in, OutSpans out) {
     return 0;
   }
   Ctx c{hdr, reader, ReplyWriter(out), name_, name2_};
-  const fuse_in_header* h = &c.h;
-  if (h->len != have) {
+  if (hdr.len != have) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kLengthMismatch)];
     return 0;
   }
-  const bool no_reply = !has_reply(h->opcode);
+  const bool no_reply = !has_reply(hdr.opcode);
   if (!no_reply && c.out.capacity() < kOutHdr) {
     ++stats_.malformed[static_cast<size_t>(Malformed::kNoReplySpace)];
     return 0;
   }
-  if (h->total_extlen != 0) return no_reply ? fail(c, Malformed::kExtensions, 0) : fail(c, Malformed::kExtensions, -EINVAL);
-  auto& op = stats_.ops[std::min<size_t>(h->opcode, FuseStats::kOpSlots - 1)];
+  if (hdr.total_extlen != 0) return no_reply ? fail(c, Malformed::kExtensions, 0) : fail(c, Malformed::kExtensions, -EINVAL);
+  auto& op = stats_.ops[std::min<size_t>(hdr.opcode, FuseStats::kOpSlots - 1)];
   if (op.count++ % FuseStats::kTimeEvery != 0) return dispatch(c);
   const auto t0 = std::chrono::steady_clock::now();
   const size_t n = dispatch(c);
