@@ -214,6 +214,7 @@ void Machine::add_virtio_device(std::shared_ptr<devices::virtio::VirtioDevice> d
   // INTERRUPT_ACK of just the used-buffer bit ends in the kernel: the bit
   // then stays set once raised, which costs the driver at most a look at
   // rings with nothing new. Acks with the config bit still come here.
+  // (ksbox's own guest kernel skips that write: kernel-patches/0005.)
   ack_fds_.push_back(make_eventfd());
   vm_.register_ioeventfd(ack_fds_.back().get(), base + kInterruptAckOffset, 4, VIRTIO_MMIO_INT_VRING);
 
