@@ -71,6 +71,20 @@ class FsTest : public GuestTest {
     const nlohmann::json::json_pointer count("/" + op + "/count");
     return after.value(count, uint64_t{0}) - before.value(count, uint64_t{0});
   }
+  // A script run as sh() runs it, and the share's requests around it.
+  struct Counted {
+    ProcessResult r;
+    nlohmann::json before, after;
+    uint64_t added(const std::string& op) const { return FsTest::added(before, after, op); }
+    std::string readings() const { return FsTest::readings(before, after); }
+  };
+  Counted counted(const std::string& ctl, const std::string& script, const std::string& user = "1000") {
+    Counted c;
+    c.before = fs_ops(ctl);
+    c.r = sh(script, user);
+    c.after = fs_ops(ctl);
+    return c;
+  }
 
   std::string cache_ = "auto";
 };
@@ -228,26 +242,23 @@ TEST_F(FsTest, CreatesAndUnlinksAskNothingTheyLeaveAlone) {
   // file here.
   const std::string ctl = boot_worktree_with_control();
   ASSERT_OK(sh("mkdir d"));
-  const nlohmann::json before = fs_ops(ctl);
   // unlink(1), not rm: rm would stat each file, whose times the write changed.
-  auto r = sh("set -e; cd d; for i in $(seq 200); do echo $i > f$i; done; stat -c %Y .; cat f77; "
-              "for i in $(seq 200); do unlink f$i; done; stat -c %Y .; ls | wc -l");
-  ASSERT_OK(r);
-  const nlohmann::json after = fs_ops(ctl);
-  const std::string ops = readings(before, after);
-  EXPECT_EQ(added(before, after, "CREATE"), 200u) << ops;
-  EXPECT_EQ(added(before, after, "UNLINK"), 200u) << ops;
+  const Counted c = counted(ctl, "set -e; cd d; for i in $(seq 200); do echo $i > f$i; done; stat -c %Y .; cat f77; "
+                                 "for i in $(seq 200); do unlink f$i; done; stat -c %Y .; ls | wc -l");
+  ASSERT_OK(c.r);
+  EXPECT_EQ(c.added("CREATE"), 200u) << c.readings();
+  EXPECT_EQ(c.added("UNLINK"), 200u) << c.readings();
   // The directory's two stats ask (its times changed).
-  EXPECT_LE(added(before, after, "GETATTR"), 4u) << ops;
-  EXPECT_EQ(added(before, after, "GETXATTR"), 0u) << ops;
+  EXPECT_LE(c.added("GETATTR"), 4u) << c.readings();
+  EXPECT_EQ(c.added("GETXATTR"), 0u) << c.readings();
   // Its times are still asked for: the guest saw the last change's mtime.
   struct stat st{};
   ASSERT_EQ(::stat(ws("d").c_str(), &st), 0);
-  std::istringstream out(r.out);
+  std::istringstream out(c.r.out);
   std::string after_creates, data, after_unlinks, left;
   out >> after_creates >> data >> after_unlinks >> left;
   EXPECT_EQ(data, "77");
-  EXPECT_EQ(after_unlinks, std::to_string(st.st_mtime)) << r.out;
+  EXPECT_EQ(after_unlinks, std::to_string(st.st_mtime)) << c.r.out;
   EXPECT_EQ(left, "0");
 }
 
@@ -259,22 +270,19 @@ TEST_F(FsTest, ExclusiveCreatesTrustFreshEntries) {
   // still ends in EEXIST: the server creates exclusively itself.
   const std::string ctl = boot_worktree_with_control();
   ASSERT_OK(sh("mkdir -p a/b/c && ls late 2>/dev/null; true"));
-  const nlohmann::json before = fs_ops(ctl);
-  auto r = sh("set -e; for i in $(seq 100); do mkdir -p a/b/c; done; "
-              "for i in $(seq 50); do mktemp -p a/b/c > /dev/null; done; ls a/b/c | wc -l");
-  ASSERT_OK(r);
-  EXPECT_EQ(r.out, "50\n");
-  const nlohmann::json after = fs_ops(ctl);
-  const std::string ops = readings(before, after);
-  EXPECT_EQ(added(before, after, "MKDIR"), 0u) << ops;
-  EXPECT_EQ(added(before, after, "CREATE"), 50u) << ops;
+  const Counted c = counted(ctl, "set -e; for i in $(seq 100); do mkdir -p a/b/c; done; "
+                                 "for i in $(seq 50); do mktemp -p a/b/c > /dev/null; done; ls a/b/c | wc -l");
+  ASSERT_OK(c.r);
+  EXPECT_EQ(c.r.out, "50\n");
+  EXPECT_EQ(c.added("MKDIR"), 0u) << c.readings();
+  EXPECT_EQ(c.added("CREATE"), 50u) << c.readings();
   // None for mktemp's new names (kernel-patches/0006); stock 6.1 adds 300
   // for the mkdirs and 50 for the names.
-  EXPECT_LE(added(before, after, "LOOKUP"), 10u) << ops;
+  EXPECT_LE(c.added("LOOKUP"), 10u) << c.readings();
   // The guest last saw `late` missing; made on the host, it is still there
   // for an exclusive create, and left as the host made it.
   write_file(ws("late"), "host\n");
-  r = sh("mkdir late");
+  const auto r = sh("mkdir late");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("File exists"), std::string::npos) << r.err;
   EXPECT_EQ(read_file(ws("late")), "host\n");
@@ -286,18 +294,16 @@ TEST_F(FsTest, ExclusiveCreatesOfUnknownNamesAskNoLookup) {
   // exclusive; the new entry is cached as a lookup would have cached it.
   const std::string ctl = boot_worktree_with_control();
   ASSERT_OK(sh("git init -q r"));
-  const nlohmann::json before = fs_ops(ctl);
-  auto r = sh("set -e; for i in $(seq 40); do f=$(mktemp -p .); stat -c %s \"$f\"; done | sort | uniq -c");
-  ASSERT_OK(r);
-  EXPECT_EQ(r.out, "     40 0\n");
-  const nlohmann::json after = fs_ops(ctl);
-  const std::string ops = readings(before, after);
-  EXPECT_EQ(added(before, after, "CREATE"), 40u) << ops;
+  const Counted c =
+      counted(ctl, "set -e; for i in $(seq 40); do f=$(mktemp -p .); stat -c %s \"$f\"; done | sort | uniq -c");
+  ASSERT_OK(c.r);
+  EXPECT_EQ(c.r.out, "     40 0\n");
+  EXPECT_EQ(c.added("CREATE"), 40u) << c.readings();
   // Stock 6.1: one per name before its CREATE; unhashed entries: one per stat.
-  EXPECT_LE(added(before, after, "LOOKUP"), 4u) << ops;
+  EXPECT_LE(c.added("LOOKUP"), 4u) << c.readings();
   // A name only the host made is there for such a create (git's lock file).
   write_file(ws("r/.git/index.lock"), "host\n");
-  r = sh("echo x > r/a && git -C r add a");
+  const auto r = sh("echo x > r/a && git -C r add a");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("index.lock': File exists"), std::string::npos) << sb_->describe(r);
   EXPECT_EQ(read_file(ws("r/.git/index.lock")), "host\n");
@@ -314,14 +320,12 @@ TEST_F(FsTest, ChownAsksNoCapability) {
   // as by an untar or `cp -a` as root.
   const std::string ctl = boot_worktree_with_control();
   ASSERT_OK(sh("mkdir d && cd d && for i in $(seq 100); do echo $i > f$i; done"));
-  const nlohmann::json before = fs_ops(ctl);
-  auto r = sh("set -e; cd d; for i in $(seq 100); do chown 1000:1000 f$i; done; stat -c %u:%g f42", "0");
-  ASSERT_OK(r);
-  EXPECT_EQ(r.out, "1000:1000\n");
-  const nlohmann::json after = fs_ops(ctl);
-  const std::string ops = readings(before, after);
-  EXPECT_EQ(added(before, after, "SETATTR"), 100u) << ops;
-  EXPECT_EQ(added(before, after, "GETXATTR"), 0u) << ops;
+  const Counted c =
+      counted(ctl, "set -e; cd d; for i in $(seq 100); do chown 1000:1000 f$i; done; stat -c %u:%g f42", "0");
+  ASSERT_OK(c.r);
+  EXPECT_EQ(c.r.out, "1000:1000\n");
+  EXPECT_EQ(c.added("SETATTR"), 100u) << c.readings();
+  EXPECT_EQ(c.added("GETXATTR"), 0u) << c.readings();
   struct stat st{};
   ASSERT_EQ(::stat(ws("d/f42").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, ::geteuid());
