@@ -25,6 +25,7 @@ nlohmann::json fs_stats_reply(const std::vector<devices::fs::VirtioFs*>& shares)
     list.push_back({{"tag", share->tag()},
                     {"requests", st.requests},
                     {"refused", share->requests_refused()},
+                    {"polled", share->requests_polled()},
                     {"unsupported", st.unsupported},
                     {"malformed", malformed},
                     {"ops", ops}});

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,9 +33,11 @@ class VirtioFs final : public virtio::VirtioDevice {
 
   // Throws ksbox::Error if `tag` fails validate_share_tag(), `host_dir`
   // cannot be opened as a directory, or `io` is kIoUring and io_uring is
-  // unavailable (kAuto falls back to synchronous I/O).
+  // unavailable (kAuto falls back to synchronous I/O). `poll` (0: none) is
+  // how long the device thread keeps watching the request queue after a
+  // request, the driver's kicks suppressed meanwhile (poll()).
   VirtioFs(std::string_view tag, std::string host_dir, PassthroughOptions opts = {},
-           IoEngineKind io = IoEngineKind::kAuto);
+           IoEngineKind io = IoEngineKind::kAuto, std::chrono::microseconds poll = {});
 
   uint32_t device_type() const override;
   uint64_t device_features() const override;
@@ -50,6 +53,9 @@ class VirtioFs final : public virtio::VirtioDevice {
   uint64_t requests_refused() const { return refused_.load(std::memory_order_relaxed); }
   // Requests handed to the FUSE server (replies or not).
   uint64_t requests_served() const { return served_.load(std::memory_order_relaxed); }
+  // Chains taken off the request queue while polling it, which the driver
+  // did not kick for.
+  uint64_t requests_polled() const { return polled_.load(std::memory_order_relaxed); }
   // FUSE counters since the device was made, over every session (a copy).
   FuseStats fuse_stats();
   const std::string& tag() const { return tag_; }
@@ -57,6 +63,11 @@ class VirtioFs final : public virtio::VirtioDevice {
  private:
   std::unique_ptr<FuseServer> make_server() const;
   void serve_chain(virtio::Queue& q, const virtio::DescriptorChain& chain);
+  // Drains the FORGETs, then queue `index`, and raises one interrupt if the
+  // driver wants one. With mu_ held and a context.
+  void serve(uint16_t index);
+  // Keeps serving request queue `index` until poll_ passes with nothing new.
+  void poll(uint16_t index);
   // Serves every chain waiting on queue `index`; whether the driver wants
   // an interrupt for them. With mu_ held and a context.
   bool drain(uint16_t index);
@@ -71,13 +82,14 @@ class VirtioFs final : public virtio::VirtioDevice {
   std::string host_dir_;
   PassthroughOptions opts_;
   IoEngineKind io_;
+  std::chrono::microseconds poll_;
   std::array<uint8_t, kTagSize + 4> config_{};  // tag + le32 num_request_queues
 
   std::mutex mu_;  // the server, the context and the queues
   std::unique_ptr<FuseServer> server_;
   FuseStats past_;  // of the sessions before server_'s
   std::optional<virtio::ActivateContext> ctx_;
-  std::atomic<uint64_t> refused_{0}, served_{0};
+  std::atomic<uint64_t> refused_{0}, served_{0}, polled_{0};
 };
 
 }  // namespace ksbox::devices::fs

@@ -254,6 +254,13 @@ void Queue::publish_used(const GuestMemory& mem) {
   mem.write_obj<uint16_t>(GuestAddress(used_.value() + kUsedIdxOff), next_used_);
 }
 
+bool Queue::avail_pending(const GuestMemory& mem) const {
+  if (!ready_ || broken_.get()) return false;
+  if (next_avail_ != avail_idx_cache_) return true;
+  const auto idx = mem.read_obj<uint16_t>(GuestAddress(avail_.value() + kAvailIdxOff));
+  return idx && *idx != next_avail_;
+}
+
 bool Queue::should_notify(const GuestMemory& mem) {
   if (!ready_) return false;
   // Our used idx store must be ordered before reading the driver's

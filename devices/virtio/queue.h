@@ -112,6 +112,9 @@ class Queue {
   // which the device then also drains on occasions of its own. Capped at
   // the queue size, so a full queue always kicks. reset() restores 1.
   void set_kick_batch(uint16_t n) { kick_batch_ = std::max<uint16_t>(n, 1); }
+  // Whether the driver has made buffers available that pop() has not taken:
+  // one load of the avail idx, nothing written (for polling the ring).
+  bool avail_pending(const GuestMemory& mem) const;
   // Publishes `head` as used with `len` bytes written. Refused (false, counted)
   // when `head` was not popped or was already used.
   bool add_used(const GuestMemory& mem, uint16_t head, uint32_t len);

@@ -9,7 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "tests/unit/devices/fs/fuse_test_client.h"
@@ -31,7 +33,7 @@ class VirtioFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     write_file(dir_.path() / "f", "x");
-    dev_ = std::make_unique<VirtioFs>("t", dir_.path().string(), PassthroughOptions{}, IoEngineKind::kSync);
+    dev_ = std::make_unique<VirtioFs>("t", dir_.path().string(), PassthroughOptions{}, IoEngineKind::kSync, poll_);
     ready(queues_[0], virtio::testing::kDescAddr, virtio::testing::kAvailAddr, virtio::testing::kUsedAddr);
     ready(queues_[1], kReqDesc, kReqAvail, kReqUsed);
     ASSERT_TRUE(dev_->activate({dev_->device_features(), std::span(queues_), &mem_, &irq_}));
@@ -98,6 +100,7 @@ class VirtioFsTest : public ::testing::Test {
   }
   uint64_t forgets_served() { return dev_->fuse_stats().ops[FUSE_FORGET].count; }
 
+  std::chrono::microseconds poll_{};
   TempDir dir_;
   GuestMemory mem_ = virtio::testing::make_two_region_memory();
   std::array<virtio::Queue, 2> queues_{virtio::Queue(kSize), virtio::Queue(kSize)};
@@ -167,6 +170,43 @@ TEST_F(VirtioFsTest, ARequestAndTheForgetsItDrainsShareOneInterrupt) {
   EXPECT_EQ(hiprio_.used_idx(), 2);
   EXPECT_EQ(irq_.used - before2, 1);
   EXPECT_EQ(request(FUSE_GETATTR, entry.nodeid, Args().add(gi)).error, -ESTALE);
+}
+
+// With --fs-poll-us: after a request the device thread keeps watching the
+// ring for the window, the driver told not to kick (avail_event a ring
+// ahead); a request published meanwhile is answered with no kick. When the
+// window passes with nothing new, kicks are wanted again.
+class VirtioFsPollTest : public VirtioFsTest {
+ protected:
+  VirtioFsPollTest() { poll_ = std::chrono::seconds(1); }  // long: the test thread may be slow to run
+};
+
+TEST_F(VirtioFsPollTest, ARequestPublishedWhilePollingIsServedWithoutAKick) {
+  fuse_getattr_in gi{};
+  const uint16_t before = req_.used_idx();
+  const uint64_t polled_before = dev_->requests_polled();
+  put(req_, 0, FUSE_GETATTR, 1, Args().add(gi), true);
+  uint16_t avail_event_while_polling = 0;
+  bool second_answered = false;
+  std::thread guest([&] {
+    using Clock = std::chrono::steady_clock;
+    const auto give_up = Clock::now() + std::chrono::seconds(10);
+    while (req_.used_idx() != before + 1 && Clock::now() < give_up) std::this_thread::yield();
+    avail_event_while_polling = req_.avail_event();
+    put(req_, 1, FUSE_GETATTR, 1, Args().add(gi), true);  // no process_queue(): no kick
+    while (req_.used_idx() != before + 2 && Clock::now() < give_up) std::this_thread::yield();
+    second_answered = req_.used_idx() == before + 2;
+  });
+  dev_->process_queue(VirtioFs::kRequestQueue);  // the kick of the first
+  guest.join();
+  EXPECT_EQ(avail_event_while_polling, static_cast<uint16_t>(before + 1 + kSize - 1)) << "kick only for a full ring";
+  EXPECT_TRUE(second_answered);
+  EXPECT_EQ(dev_->requests_polled() - polled_before, 1u);
+  EXPECT_EQ(req_.avail_event(), before + 2) << "the window passed: kick for the next one again";
+  const auto oh = mem_.read_obj<fuse_out_header>(GuestAddress(kOut));
+  ASSERT_TRUE(oh);
+  EXPECT_EQ(oh->error, 0);
+  EXPECT_EQ(oh->unique, unique_);
 }
 
 }  // namespace

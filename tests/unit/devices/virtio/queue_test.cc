@@ -628,6 +628,29 @@ TEST_F(QueueTest, KickBatchAsksForAKickOnlyAfterNBuffers) {
   EXPECT_EQ(drv.avail_event(), 1);
 }
 
+// For a device polling the ring: a look at the avail idx that consumes and
+// writes nothing, and sees nothing on a queue that is not ready or broken.
+TEST_F(QueueTest, AvailPendingSeesNewBuffersAndChangesNothing) {
+  configure(feature_bit(VIRTIO_RING_F_EVENT_IDX));
+  EXPECT_FALSE(q.avail_pending(mem));
+  drv.desc(0, kBuf, 8, W);
+  drv.publish(0);
+  EXPECT_TRUE(q.avail_pending(mem));
+  EXPECT_TRUE(q.avail_pending(mem)) << "still there: nothing was consumed";
+  EXPECT_EQ(q.next_avail(), 0);
+  EXPECT_EQ(drv.avail_event(), 0) << "and nothing was written";
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kChain);
+  EXPECT_FALSE(q.avail_pending(mem));
+  drv.desc(1, kBuf, 8, W);
+  drv.publish(1);
+  q.reset();
+  EXPECT_FALSE(q.avail_pending(mem)) << "not ready";
+  configure(feature_bit(VIRTIO_RING_F_EVENT_IDX));
+  drv.set_avail_idx(kSize + 5);  // more than a ring ahead
+  ASSERT_EQ(q.pop(mem).status, PopStatus::kBroken);
+  EXPECT_FALSE(q.avail_pending(mem)) << "broken";
+}
+
 TEST_F(QueueTest, WithoutEventIdxAvailEventIsNotWritten) {
   ASSERT_TRUE(mem.write_obj<uint16_t>(GuestAddress(kUsedAddr + 4 + 8 * kSize), 0x1234));
   drv.desc(0, kBuf, 8, W);
