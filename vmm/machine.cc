@@ -119,12 +119,18 @@ Machine::Machine(const MachineConfig& cfg)
     for (const auto& share : cfg_.shares)
       if (protocol::is_mountable_tag(share.tag)) tags += (tags.empty() ? "" : ",") + share.tag;
     if (!tags.empty()) device_args_.push_back("ksbox.shares=" + tags);
+    // The guest's half of the polling (guest-image/kernel-patches/0007): its
+    // sender of a request watches for the reply as long as this thread
+    // watches for the request. A --cmdline that sets it wins.
+    if (cfg_.cmdline.find("virtiofs.poll_us=") == std::string::npos)
+      device_args_.push_back(fmt::format("virtiofs.poll_us={}", cfg_.fs_poll_us));
     for (const auto& share : cfg_.shares) {
       devices::fs::PassthroughOptions fs_opts;
       fs_opts.read_only = share.read_only;
       const auto cache = devices::fs::parse_cache_policy(share.cache.empty() ? cfg_.share_cache : share.cache);
       shares_.push_back(
-          std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts.with_cache(cache), io));
+          std::make_shared<devices::fs::VirtioFs>(share.tag, share.host_dir, fs_opts.with_cache(cache), io,
+                                                  std::chrono::microseconds(cfg_.fs_poll_us)));
       add_virtio_device(shares_.back());
     }
   }

@@ -35,6 +35,8 @@ inline constexpr size_t kMaxShareTagBytes = 36;
 // leave room for more, but a handful is all a sandbox needs.
 inline constexpr size_t kMaxShares = 4;
 inline constexpr size_t kMaxDisks = 4;
+// --fs-poll-us: a spin longer than this is a CPU burnt, not a kick saved.
+inline constexpr unsigned kMaxFsPollUs = 10000;
 // virtio-mmio slots, one per I/O APIC pin 5..23 (0..4 are the legacy
 // devices' lines; see x86::kIoapicPins).
 inline constexpr size_t kVirtioSlots = 19;
@@ -74,6 +76,10 @@ struct MachineConfig {
   // file I/O engine (auto|io_uring|sync); checked where they are parsed.
   std::string share_cache = "auto";
   std::string fs_io = "auto";
+  // How long each share's device thread watches the request queue after a
+  // request, and the guest's sender of a request its used ring (0: not at
+  // all); at most kMaxFsPollUs.
+  unsigned fs_poll_us = 1000;
   // Supervision by the ksbox CLI: the control socket ("" = none) and the
   // name it reports.
   std::string control_path;

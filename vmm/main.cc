@@ -83,6 +83,13 @@ int main(int argc, char** argv) {
                  "'io_uring', 'sync'")
       ->check(CLI::IsMember({"auto", "io_uring", "sync"}))
       ->capture_default_str();
+  app.add_option("--fs-poll-us", cfg.fs_poll_us,
+                 "microseconds each share's device thread keeps watching for the guest's next request after one, "
+                 "so that the guest need not notify it, and (with ksbox's guest kernel, as virtiofs.poll_us) the "
+                 "guest's sender of a request watches for its reply, so that no interrupt need wake it: VM exits "
+                 "saved, at the cost of CPU while the guest works on the share; 0 turns both off")
+      ->check(CLI::Range(0u, kMaxFsPollUs))
+      ->capture_default_str();
   add_repeatable(app, "--disk", cfg.disks, parse_disk,
                  "give the guest the raw image file PATH over virtio-blk (/dev/vda, /dev/vdb, ... in order); ':ro' "
                  "makes it read-only (the guest's writes fail, the file is opened read-only); 'serial=ID' (up to 20 "

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -232,6 +233,46 @@ TEST_F(FsTest, RequestsCostNoRegisterExits) {
   EXPECT_EQ(fs_device["register_page"], true) << fs_device.dump();
   EXPECT_LT(fs_device["reads"].get<uint64_t>(), requests / 10) << fs_device.dump();
   EXPECT_LT(fs_device["writes"].get<uint64_t>(), requests / 10) << fs_device.dump();
+}
+
+TEST_F(FsTest, RoundTripsArePolledForOnBothSides) {
+  // The device thread watches the ring after each request (--fs-poll-us),
+  // so the guest need not kick; the guest's sender of a synchronous request
+  // watches the used ring for its reply with the interrupt suppressed
+  // (guest-image/kernel-patches/0007, virtiofs.poll_us, which the VMM sets
+  // to its own window), so no interrupt wakes it. Windows of 10 ms here:
+  // the nested harness is slow.
+  const std::string ctl = "/tmp/ksbox-fs-ctl-" + std::to_string(::getpid()) + ".sock";
+  boot({.vmm_args = {"--control", ctl, "--fs-poll-us", "10000"}});
+  for (int i = 0; i < 200; ++i) write_file(ws("f" + std::to_string(i)), "data\n");
+  // The interrupts of the share's virtio device, and the share's requests,
+  // over 100 cats with the guest polling and 100 with it not.
+  const std::string script = R"sh(set -e
+for d in /sys/bus/virtio/devices/*; do [ "$(cat $d/device)" != 0x001a ] || dev=${d##*/}; done
+irqs() { awk -v d="$dev" '$NF == d { n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i; print n }' /proc/interrupts; }
+files() { i=$1; while [ $i -le $2 ]; do echo f$i; i=$((i + 1)); done; }
+p=/sys/module/virtiofs/parameters/poll_us
+old=$(cat $p)
+echo 10000 > $p; a=$(irqs); cat $(files 0 99) > /dev/null; b=$(irqs)
+echo 0 > $p; cat $(files 100 199) > /dev/null; c=$(irqs)
+echo $old > $p
+echo $((b - a)) $((c - b)) $old)sh";
+  const auto before = control_request(ctl, {{"cmd", "fs"}})["shares"][0];
+  const auto r = sh(script, "0");
+  const auto after = control_request(ctl, {{"cmd", "fs"}})["shares"][0];
+  ASSERT_OK(r);
+  unsigned polling = 0, not_polling = 0, default_us = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str(), "%u %u %u", &polling, &not_polling, &default_us), 3) << r.out;
+  EXPECT_EQ(default_us, 10000u) << "the VMM passes its window to the guest";
+  const uint64_t requests = after["requests"].get<uint64_t>() - before["requests"].get<uint64_t>();
+  const uint64_t polled = after["polled"].get<uint64_t>() - before["polled"].get<uint64_t>();
+  // Each cat: LOOKUP, OPEN, READ, FLUSH and RELEASE.
+  EXPECT_GE(requests, 800u);
+  EXPECT_GE(polled, requests / 2) << "requests " << requests;
+  // Not polling, about one interrupt per synchronous request; polling, one
+  // per cat is left: for its RELEASE, which is sent in the background.
+  EXPECT_GE(not_polling, 300u) << "interrupts while the guest did not poll; with: " << polling;
+  EXPECT_LT(polling * 2, not_polling) << "interrupts while the guest polled";
 }
 
 TEST_F(FsTest, CreatesAndUnlinksAskNothingTheyLeaveAlone) {

@@ -101,5 +101,10 @@ TEST(VmmArguments, UnknownFsIoEngineIsAUsageError) {
   expect_refused({"--kernel", any_file(), "--fs-io", "aio"}, 2, "--fs-io");
 }
 
+TEST(VmmArguments, FsPollWindowBeyond10msIsAUsageError) {
+  expect_refused({"--kernel", any_file(), "--fs-poll-us", "10001"}, 2, "--fs-poll-us");
+  expect_refused({"--kernel", any_file(), "--fs-poll-us", "-1"}, 2, "--fs-poll-us");
+}
+
 }  // namespace
 }  // namespace ksbox::test
