@@ -138,7 +138,12 @@ void VirtioFs::poll(uint16_t index) {
   };
   q.set_kick_batch(q.size());
   serve_counted();  // its empty pop() moves avail_event
-  auto deadline = Clock::now() + poll_;
+  // A guest that never pauses must not keep mu_ (the control socket's fs
+  // query, reset()) or the thread (its stop) for good: a session ends after
+  // kPollSessionWindows windows, and the next request kicks again.
+  const auto start = Clock::now();
+  const auto session_end = start + kPollSessionWindows * poll_;
+  auto deadline = start + poll_;
   // No pause instruction in the loop: an emulator (QEMU's TCG, under which
   // the nested harness runs) leaves its CPU loop and takes its big lock on
   // every PAUSE, which slows the guest's vCPU more than the spin saves.
@@ -146,8 +151,10 @@ void VirtioFs::poll(uint16_t index) {
     if (q.avail_pending(mem)) {
       serve_counted();
       deadline = Clock::now() + poll_;
-    } else if (spins % 64 == 0 && Clock::now() >= deadline) {
-      break;
+    }
+    if (spins % 64 == 0) {
+      const auto now = Clock::now();
+      if (now >= deadline || now >= session_end) break;
     }
   }
   q.set_kick_batch(1);

@@ -76,6 +76,8 @@ class VirtioFs final : public virtio::VirtioDevice {
   // an exit, and a FORGET only lets the server close an fd. A request on
   // the request queue drains them all first; a full queue always kicks.
   static constexpr uint16_t kForgetKickBatch = kQueueSize / 4;
+  // The longest a poll() lasts, in windows, however busy the guest.
+  static constexpr int kPollSessionWindows = 20;
 
   static constexpr std::array<uint16_t, 2> queue_sizes_{kQueueSize, kQueueSize};
   std::string tag_;

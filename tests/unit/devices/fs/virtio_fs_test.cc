@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -207,6 +208,38 @@ TEST_F(VirtioFsPollTest, ARequestPublishedWhilePollingIsServedWithoutAKick) {
   ASSERT_TRUE(oh);
   EXPECT_EQ(oh->error, 0);
   EXPECT_EQ(oh->unique, unique_);
+}
+
+// A guest that keeps a request in flight without a pause does not hold the
+// device thread (and the lock the control socket's query takes) for good: a
+// poll session ends after 20 windows, and the next request kicks.
+class VirtioFsShortPollTest : public VirtioFsTest {
+ protected:
+  VirtioFsShortPollTest() { poll_ = std::chrono::milliseconds(5); }
+};
+
+TEST_F(VirtioFsShortPollTest, ABusyGuestDoesNotKeepTheDeviceThreadPolling) {
+  using Clock = std::chrono::steady_clock;
+  fuse_getattr_in gi{};
+  const uint64_t polled_before = dev_->requests_polled();
+  uint16_t expected = static_cast<uint16_t>(req_.used_idx() + 1);
+  put(req_, 0, FUSE_GETATTR, 1, Args().add(gi), true);
+  std::atomic<bool> device_returned{false};
+  std::thread guest([&] {
+    const auto give_up = Clock::now() + std::chrono::seconds(5);
+    for (uint16_t slot = 1; !device_returned && Clock::now() < give_up;) {
+      if (req_.used_idx() != expected) continue;
+      put(req_, slot++ % 4, FUSE_GETATTR, 1, Args().add(gi), true);  // the next, unkicked
+      ++expected;
+    }
+  });
+  const auto start = Clock::now();
+  dev_->process_queue(VirtioFs::kRequestQueue);
+  const auto took = Clock::now() - start;
+  device_returned = true;
+  guest.join();
+  EXPECT_LT(took, std::chrono::seconds(2)) << "20 windows of 5 ms, then the next request kicks";
+  EXPECT_GE(dev_->requests_polled() - polled_before, 2u);
 }
 
 }  // namespace
